@@ -1,0 +1,7 @@
+//! shim as a library: the modules `main.rs` wires, public so that tests and the fuzzer can reach
+//! the pure core (parse, plan, render) directly.
+
+pub mod cli;
+pub mod log;
+pub mod resolv_conf;
+pub mod supervisor;

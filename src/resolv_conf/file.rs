@@ -1,0 +1,137 @@
+//! The imperative edge: read the file and write it back in place (R4, R5, R6).
+//!
+//! On a user-defined network Docker bind-mounts a single file over /etc/resolv.conf. `sed -i`
+//! writes a temporary file and renames it over the target, which the kernel refuses with EBUSY
+//! because the target is a mount point. Writing through an fd of the same inode works, so we
+//! never create, rename or unlink: we rewrite from offset 0 and truncate to the new length.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::parse::parse;
+use super::plan::{plan, render, Outcome, Policy};
+
+/// A resolv.conf is a few hundred bytes; a larger file is not one we should rewrite.
+const MAX_SIZE: u64 = 16 << 20;
+
+/// What a fix did, and the content the app will now read.
+#[derive(Debug)]
+pub struct Fixed {
+    pub outcome: Outcome,
+    pub content: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct FixError {
+    pub path: PathBuf,
+    pub writing: bool,
+    pub cause: io::Error,
+}
+
+impl fmt::Display for FixError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let verb = if self.writing { "rewrite" } else { "read" };
+        let path = self.path.display();
+        write!(f, "cannot {verb} {path}: {}; {}", self.cause, self.remedy())
+    }
+}
+
+impl FixError {
+    fn remedy(&self) -> String {
+        let path = self.path.display();
+        let keep = "or pass --embedded keep to leave it as it is";
+        match self.cause.raw_os_error().map(nix::errno::Errno::from_raw) {
+            Some(nix::errno::Errno::ENOENT) => {
+                "nothing was changed; point --resolv-conf (or SHIM_RESOLV_CONF) at the file the app reads".to_owned()
+            }
+            Some(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => format!(
+                "run shim as root (no USER in the image, or docker run --user 0) and let it drop privileges with --user USER, {keep}"
+            ),
+            Some(nix::errno::Errno::EROFS) => format!(
+                "{path} is on a read-only mount (docker run --read-only?); give the app working servers with docker run --dns, {keep}"
+            ),
+            Some(nix::errno::Errno::EISDIR) => {
+                "point --resolv-conf at a file, not a directory".to_owned()
+            }
+            _ => format!("the file was left as it was, {keep}"),
+        }
+    }
+}
+
+/// Read the whole file, refusing one too large to be a resolv.conf.
+pub fn read(path: &Path) -> Result<Vec<u8>, FixError> {
+    let file = File::open(path).map_err(|cause| error(path, false, cause))?;
+    read_all(&file).map_err(|cause| error(path, false, cause))
+}
+
+/// Apply `policy` to the file at `path`, in place. A file that needs no change is only read.
+pub fn fix(path: &Path, policy: Policy) -> Result<Fixed, FixError> {
+    let content = read(path)?;
+    if !plan(&parse(&content), policy).changes() {
+        return Ok(unchanged(&content, policy));
+    }
+    rewrite(path, policy).map_err(|cause| error(path, true, cause))
+}
+
+fn unchanged(content: &[u8], policy: Policy) -> Fixed {
+    Fixed {
+        outcome: plan(&parse(content), policy).outcome,
+        content: content.to_vec(),
+    }
+}
+
+fn rewrite(path: &Path, policy: Policy) -> io::Result<Fixed> {
+    let file = OpenOptions::new().read(true).write(true).open(path)?;
+    // Containers that share one file (`--network container:`, a Kubernetes pod) may all start a
+    // shim at once: the lock makes the read-plan-write of each one atomic for the others, and
+    // the plan is made again on what we read under it, since another shim may have fixed it.
+    let file = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| io::Error::from(errno))?;
+    let before = read_all(&file)?;
+    let conf = parse(&before);
+    let plan = plan(&conf, policy);
+    if !plan.changes() {
+        return Ok(unchanged(&before, policy));
+    }
+    let after = render(&conf, &plan);
+    if let Err(cause) = write_in_place(&file, &after) {
+        // Whatever part of the new text reached the file, put the old one back: a half-written
+        // resolv.conf is worse than the one Docker gave us.
+        let _ = write_in_place(&file, &before);
+        return Err(cause);
+    }
+    Ok(Fixed {
+        outcome: plan.outcome,
+        content: after,
+    })
+}
+
+fn write_in_place(file: &File, content: &[u8]) -> io::Result<()> {
+    file.write_all_at(content, 0)?;
+    file.set_len(content.len() as u64)
+}
+
+fn read_all(file: &File) -> io::Result<Vec<u8>> {
+    let mut content = Vec::with_capacity(1024);
+    let mut limited = (&*file).take(MAX_SIZE + 1);
+    limited.read_to_end(&mut content)?;
+    if content.len() as u64 > MAX_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {} MiB, not a resolv.conf", MAX_SIZE >> 20),
+        ));
+    }
+    Ok(content)
+}
+
+fn error(path: &Path, writing: bool, cause: io::Error) -> FixError {
+    FixError {
+        path: path.to_owned(),
+        writing,
+        cause,
+    }
+}

@@ -1,0 +1,10 @@
+//! resolv.conf: read it the way glibc and musl do, decide what to change, render the result,
+//! and write it back in place. `parse`, `plan` and `render` are pure; `file` is the only edge.
+
+mod file;
+mod parse;
+mod plan;
+
+pub use file::{fix, read, FixError, Fixed};
+pub use parse::{parse, Kind, Line, Nameserver, ResolvConf, EMBEDDED};
+pub use plan::{plan, render, Outcome, Plan, Policy};

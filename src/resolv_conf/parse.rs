@@ -1,0 +1,285 @@
+//! The model of a resolv.conf as the C libraries see it.
+//!
+//! Lines are kept as the exact bytes of the input (terminator included), so that rendering
+//! what we keep reproduces every other byte of the file. Classification follows glibc's
+//! `res_conf.c` and musl's `resolvconf.c`: keywords only count at column 1; glibc ends an address
+//! at space, tab, `#` or `;`, musl at any white space (so `\r` of a CRLF file), and both stop
+//! reading a line at a NUL byte because they handle it as a C string.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Docker's embedded resolver, listed by Docker on user-defined networks.
+pub const EMBEDDED: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
+
+/// musl reads lines into a 256-byte buffer and skips any line that does not fit.
+const MUSL_MAX_LINE: usize = 255;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvConf<'a> {
+    pub lines: Vec<Line<'a>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line<'a> {
+    /// The line's bytes exactly as in the file, `\n` included when present.
+    pub raw: &'a [u8],
+    /// `Some` when glibc or musl reads this line as a `nameserver` line.
+    pub nameserver: Option<Nameserver>,
+}
+
+/// A `nameserver` line and the address each C library takes from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Nameserver {
+    pub glibc: Option<IpAddr>,
+    pub musl: Option<IpAddr>,
+}
+
+impl Nameserver {
+    /// Is this Docker's embedded resolver for either library?
+    pub fn is_embedded(&self) -> bool {
+        [self.glibc, self.musl].contains(&Some(IpAddr::V4(EMBEDDED)))
+    }
+
+    /// Does every C library use this server? Only such a server may stand in for 127.0.0.11.
+    pub fn is_usable_by_all(&self) -> bool {
+        self.glibc.is_some() && self.glibc == self.musl
+    }
+
+    /// The address, as the library that understood the line reads it.
+    pub fn address(&self) -> Option<IpAddr> {
+        self.glibc.or(self.musl)
+    }
+}
+
+/// Who wrote the file, as far as its content tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Docker <= 25 on a user-defined network: 127.0.0.11 first, host servers after it.
+    DockerLegacy,
+    /// Docker >= 26: a header, only 127.0.0.11, upstreams in a trailing `# ExtServers:` comment.
+    DockerModern,
+    /// Podman with aardvark-dns: the network gateway and `search dns.podman`.
+    Podman,
+    /// Kubernetes: cluster DNS and `ndots:5`.
+    Kubernetes,
+    /// Anything else: a host file, Docker's default bridge, a hand-written file.
+    Plain,
+}
+
+impl Kind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::DockerLegacy => "Docker <= 25 (embedded resolver 127.0.0.11 and host servers)",
+            Kind::DockerModern => "Docker >= 26 (only 127.0.0.11; upstreams in # ExtServers)",
+            Kind::Podman => "Podman (aardvark-dns)",
+            Kind::Kubernetes => "Kubernetes (cluster DNS)",
+            Kind::Plain => "plain (no embedded resolver)",
+        }
+    }
+}
+
+pub fn parse(bytes: &[u8]) -> ResolvConf<'_> {
+    let lines = bytes
+        .split_inclusive(|&b| b == b'\n')
+        .map(|raw| Line {
+            raw,
+            nameserver: nameserver(raw),
+        })
+        .collect();
+    ResolvConf { lines }
+}
+
+/// The part of a line a C library looks at: up to the first NUL, without the newline.
+fn c_text(raw: &[u8]) -> &[u8] {
+    let end = raw
+        .iter()
+        .position(|&b| b == 0 || b == b'\n')
+        .unwrap_or(raw.len());
+    &raw[..end]
+}
+
+fn nameserver(raw: &[u8]) -> Option<Nameserver> {
+    let text = c_text(raw);
+    let rest = text.strip_prefix(b"nameserver")?;
+    // glibc requires a blank after the keyword; musl accepts any white space there too, but a
+    // line like "nameserver\r1.2.3.4" exists in no real file.
+    if !matches!(rest.first(), Some(b' ' | b'\t')) {
+        return None;
+    }
+    let value = trim_start(rest);
+    let glibc = address(token(value, |b| matches!(b, b' ' | b'\t' | b'#' | b';')));
+    let musl_reads_line = raw.len() <= MUSL_MAX_LINE;
+    let musl = address(token(value, |b| b.is_ascii_whitespace() || b == 0x0b))
+        .filter(|_| musl_reads_line);
+    Some(Nameserver { glibc, musl })
+}
+
+fn trim_start(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+fn token(bytes: &[u8], ends: impl Fn(u8) -> bool) -> &[u8] {
+    let end = bytes.iter().position(|&b| ends(b)).unwrap_or(bytes.len());
+    &bytes[..end]
+}
+
+/// An IPv4 dotted quad or an IPv6 address with an optional `%scope`, as `inet_pton` reads them.
+fn address(token: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(token).ok()?;
+    if let Ok(v4) = text.parse::<Ipv4Addr>() {
+        return Some(IpAddr::V4(v4));
+    }
+    let without_scope = text.split_once('%').map_or(text, |(addr, _)| addr);
+    without_scope.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+}
+
+impl ResolvConf<'_> {
+    pub fn nameservers(&self) -> impl Iterator<Item = &Nameserver> {
+        self.lines.iter().filter_map(|l| l.nameserver.as_ref())
+    }
+
+    /// Lines as glibc reads them (up to a NUL, without the newline), for keyword checks.
+    fn texts(&self) -> impl Iterator<Item = &[u8]> {
+        self.lines.iter().map(|l| c_text(l.raw))
+    }
+
+    fn has_keyword_value(&self, keyword: &[u8], value: &[u8]) -> bool {
+        self.texts().any(|text| {
+            text.strip_prefix(keyword)
+                .filter(|rest| matches!(rest.first(), Some(b' ' | b'\t')))
+                .is_some_and(|rest| {
+                    rest.split(|b| b.is_ascii_whitespace())
+                        .any(|word| word == value || word.ends_with(value))
+                })
+        })
+    }
+
+    pub fn kind(&self) -> Kind {
+        let embedded = self.nameservers().any(Nameserver::is_embedded);
+        let docker_header = self
+            .texts()
+            .any(|t| t.starts_with(b"# Generated by Docker Engine.") || t.starts_with(b"# ExtServers:"));
+        if embedded && docker_header {
+            Kind::DockerModern
+        } else if embedded {
+            Kind::DockerLegacy
+        } else if self.has_keyword_value(b"search", b"dns.podman") {
+            Kind::Podman
+        } else if self.has_keyword_value(b"search", b".svc.cluster.local")
+            || self.has_keyword_value(b"options", b"ndots:5")
+        {
+            Kind::Kubernetes
+        } else {
+            Kind::Plain
+        }
+    }
+
+    /// The upstreams Docker >= 26 lists in its trailing `# ExtServers: [...]` comment, as written
+    /// (`host(127.0.0.53)` marks one that Docker reaches from the host's namespace).
+    pub fn ext_servers(&self) -> Vec<String> {
+        self.texts()
+            .filter_map(|t| t.strip_prefix(b"# ExtServers:"))
+            .flat_map(|rest| {
+                String::from_utf8_lossy(rest)
+                    .trim()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(line: &str) -> Option<Nameserver> {
+        nameserver(line.as_bytes())
+    }
+
+    fn v4(a: u8, b: u8, c: u8, d: u8) -> Option<IpAddr> {
+        Some(IpAddr::V4(Ipv4Addr::new(a, b, c, d)))
+    }
+
+    #[test]
+    fn reads_plain_nameserver_lines() {
+        let n = ns("nameserver 127.0.0.11\n").unwrap();
+        assert!(n.is_embedded() && n.is_usable_by_all());
+        assert_eq!(n.glibc, v4(127, 0, 0, 11));
+        let n = ns("nameserver\t2001:db8::53\n").unwrap();
+        assert_eq!(n.glibc, Some("2001:db8::53".parse().unwrap()));
+        assert!(!n.is_embedded());
+    }
+
+    #[test]
+    fn the_embedded_resolver_is_exactly_127_0_0_11() {
+        assert!(!ns("nameserver 127.0.0.111\n").unwrap().is_embedded());
+        assert!(!ns("nameserver 127.0.0.1\n").unwrap().is_embedded());
+        assert!(!ns("nameserver 127.0.0.011\n").unwrap().is_embedded());
+    }
+
+    #[test]
+    fn keywords_count_only_at_column_one() {
+        assert_eq!(ns("  nameserver 127.0.0.11\n"), None);
+        assert_eq!(ns("#nameserver 127.0.0.11\n"), None);
+        assert_eq!(ns("nameservers 127.0.0.11\n"), None);
+        assert_eq!(ns("nameserver\n"), None);
+        assert_eq!(ns("nameserver \n"), Some(Nameserver { glibc: None, musl: None }));
+    }
+
+    #[test]
+    fn glibc_and_musl_end_the_address_differently() {
+        // glibc stops at '#', musl only at white space: the comment makes the line musl-invalid.
+        let n = ns("nameserver 127.0.0.11#docker\n").unwrap();
+        assert_eq!((n.glibc, n.musl), (v4(127, 0, 0, 11), None));
+        assert!(n.is_embedded() && !n.is_usable_by_all());
+        // A CRLF line: glibc keeps the '\r' in the address and rejects it, musl trims it.
+        let n = ns("nameserver 10.0.0.2\r\n").unwrap();
+        assert_eq!((n.glibc, n.musl), (None, v4(10, 0, 0, 2)));
+        let n = ns("nameserver 10.0.0.2 # office\n").unwrap();
+        assert!(n.is_usable_by_all());
+    }
+
+    #[test]
+    fn a_nul_byte_ends_the_line_for_both_libraries() {
+        let n = ns("nameserver 10.0.0.2\0garbage\n").unwrap();
+        assert!(n.is_usable_by_all());
+        assert_eq!(ns("name\0server 10.0.0.2\n"), None);
+    }
+
+    #[test]
+    fn musl_skips_lines_longer_than_its_buffer() {
+        let long = format!("nameserver 10.0.0.2 {}\n", " ".repeat(300));
+        let n = ns(&long).unwrap();
+        assert_eq!((n.glibc, n.musl), (v4(10, 0, 0, 2), None));
+    }
+
+    #[test]
+    fn ipv6_scope_ids_are_accepted() {
+        let n = ns("nameserver fe80::1%eth0\n").unwrap();
+        assert!(n.is_usable_by_all());
+    }
+
+    #[test]
+    fn lines_keep_every_byte() {
+        let text = b"a\r\nb\n\nc";
+        let conf = parse(text);
+        let joined: Vec<u8> = conf.lines.iter().flat_map(|l| l.raw.to_vec()).collect();
+        assert_eq!(joined, text);
+        assert_eq!(conf.lines.len(), 4);
+    }
+
+    #[test]
+    fn ext_servers_are_read_from_docker_26_comment() {
+        let conf = parse(b"nameserver 127.0.0.11\n# ExtServers: [host(127.0.0.53) 2001:db8::53]\n");
+        assert_eq!(conf.ext_servers(), ["host(127.0.0.53)", "2001:db8::53"]);
+        assert_eq!(conf.kind(), Kind::DockerModern);
+    }
+}

@@ -1,0 +1,132 @@
+//! What to change in a resolv.conf, and the text that results (rules R1, R2, R3, R6).
+
+use super::parse::ResolvConf;
+
+/// What the user asked for 127.0.0.11 when other nameservers exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Drop,
+    Keep,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// R1: no 127.0.0.11 line; the file is not touched.
+    NoEmbedded,
+    /// R3: 127.0.0.11 is the only nameserver every C library can use; removing it would leave none.
+    OnlyNameserver,
+    /// 127.0.0.11 stays because the policy says keep.
+    Kept,
+    /// R2: these lines (indices into `ResolvConf::lines`) go; everything else stays as it is.
+    Drop(Vec<usize>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub outcome: Outcome,
+}
+
+impl Plan {
+    pub fn changes(&self) -> bool {
+        matches!(self.outcome, Outcome::Drop(_))
+    }
+
+    pub fn dropped(&self) -> &[usize] {
+        match &self.outcome {
+            Outcome::Drop(lines) => lines,
+            _ => &[],
+        }
+    }
+}
+
+pub fn plan(conf: &ResolvConf, policy: Policy) -> Plan {
+    let embedded: Vec<usize> = conf
+        .lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.nameserver.is_some_and(|n| n.is_embedded()))
+        .map(|(i, _)| i)
+        .collect();
+    // Only a server that glibc and musl both read may replace 127.0.0.11: a CRLF or `#`-suffixed
+    // line that one of them rejects would leave that library with zero servers, and both then
+    // fall back to 127.0.0.1, which is worse than the delay we are removing.
+    let others = conf
+        .nameservers()
+        .filter(|n| !n.is_embedded() && n.is_usable_by_all())
+        .count();
+    let outcome = if embedded.is_empty() {
+        Outcome::NoEmbedded
+    } else if others == 0 {
+        Outcome::OnlyNameserver
+    } else if policy == Policy::Keep {
+        Outcome::Kept
+    } else {
+        Outcome::Drop(embedded)
+    };
+    Plan { outcome }
+}
+
+/// The file's new content: every line the plan keeps, byte for byte and in order.
+pub fn render(conf: &ResolvConf, plan: &Plan) -> Vec<u8> {
+    let dropped = plan.dropped();
+    conf.lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !dropped.contains(i))
+        .flat_map(|(_, l)| l.raw.iter().copied())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse::parse;
+    use super::*;
+
+    fn fix(text: &str) -> (Outcome, String) {
+        let conf = parse(text.as_bytes());
+        let p = plan(&conf, Policy::Drop);
+        (p.outcome.clone(), String::from_utf8(render(&conf, &p)).unwrap())
+    }
+
+    #[test]
+    fn drops_the_embedded_resolver_when_another_server_exists() {
+        let (outcome, out) = fix("nameserver 127.0.0.11\nnameserver 2001:db8::53\n");
+        assert_eq!(outcome, Outcome::Drop(vec![0]));
+        assert_eq!(out, "nameserver 2001:db8::53\n");
+    }
+
+    #[test]
+    fn never_leaves_zero_nameservers() {
+        let text = "nameserver 127.0.0.11\noptions ndots:0\n";
+        assert_eq!(fix(text), (Outcome::OnlyNameserver, text.to_owned()));
+    }
+
+    #[test]
+    fn a_server_only_one_library_reads_does_not_count() {
+        let text = "nameserver 127.0.0.11\nnameserver 10.0.0.2#office\nnameserver 10.0.0.3\r\n";
+        assert_eq!(fix(text).0, Outcome::OnlyNameserver);
+    }
+
+    #[test]
+    fn keep_policy_keeps() {
+        let text = "nameserver 127.0.0.11\nnameserver 10.0.0.2\n";
+        let conf = parse(text.as_bytes());
+        let p = plan(&conf, Policy::Keep);
+        assert_eq!(p.outcome, Outcome::Kept);
+        assert_eq!(render(&conf, &p), text.as_bytes());
+    }
+
+    #[test]
+    fn every_embedded_line_goes_and_nothing_else() {
+        let text = "search a\nnameserver 127.0.0.11\nnameserver 10.0.0.2\nnameserver 127.0.0.11 # again\noptions x\n";
+        let (outcome, out) = fix(text);
+        assert_eq!(outcome, Outcome::Drop(vec![1, 3]));
+        assert_eq!(out, "search a\nnameserver 10.0.0.2\noptions x\n");
+    }
+
+    #[test]
+    fn a_second_run_changes_nothing() {
+        let (_, once) = fix("nameserver 127.0.0.11\nnameserver 10.0.0.2\n");
+        assert_eq!(fix(&once), (Outcome::NoEmbedded, once.clone()));
+    }
+}
