@@ -17,7 +17,10 @@ use crate::log::Level;
     example = "shim --check-dns --name example.com",
     note = "Each flag falls back to the environment variable named in its description.",
     error_code(0, "the app's own status; 128+N when the app was killed by signal N"),
-    error_code(1, "a --strict failure, or a failure of shim before the app started; for --check-dns: no AAAA"),
+    error_code(
+        1,
+        "a --strict failure, or a failure of shim before the app started; for --check-dns: no AAAA"
+    ),
     error_code(2, "usage error"),
     error_code(126, "the command was found but is not executable"),
     error_code(127, "the command was not found")
@@ -113,7 +116,10 @@ pub struct Options {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     Run(Vec<OsString>),
-    CheckDns { name: String, json: bool },
+    CheckDns {
+        name: String,
+        json: bool,
+    },
     Version,
     /// `--help`: the text to print on stdout.
     Help(String),
@@ -151,7 +157,10 @@ pub fn parse(
         }
         Err(early) => {
             let first = early.output.lines().next().unwrap_or("invalid arguments");
-            return Err(Usage(format!("{} (see shim --help)", first.trim_end_matches('.'))));
+            return Err(Usage(format!(
+                "{} (see shim --help)",
+                first.trim_end_matches('.')
+            )));
         }
     };
     let options = options(&flags, &env)?;
@@ -160,7 +169,9 @@ pub fn parse(
         Mode::Version
     } else if flags.check_dns {
         if !command.is_empty() {
-            return Err(Usage("--check-dns takes no command (see shim --help)".into()));
+            return Err(Usage(
+                "--check-dns takes no command (see shim --help)".into(),
+            ));
         }
         Mode::CheckDns {
             name: flags.name.clone().unwrap_or_else(|| "example.com".into()),
@@ -172,7 +183,9 @@ pub fn parse(
         ));
     } else {
         if flags.name.is_some() || flags.json {
-            return Err(Usage("--name and --json go with --check-dns (see shim --help)".into()));
+            return Err(Usage(
+                "--name and --json go with --check-dns (see shim --help)".into(),
+            ));
         }
         Mode::Run(command)
     };
@@ -217,7 +230,9 @@ fn options(flags: &Flags, env: &impl Fn(&str) -> Option<OsString>) -> Result<Opt
         match value {
             None => Ok(Duration::from_millis(default)),
             Some(v) => v.parse::<u64>().map(Duration::from_millis).map_err(|_| {
-                Usage(format!("{source} takes a whole number of milliseconds, got '{v}'"))
+                Usage(format!(
+                    "{source} takes a whole number of milliseconds, got '{v}'"
+                ))
             }),
         }
     };
@@ -227,8 +242,14 @@ fn options(flags: &Flags, env: &impl Fn(&str) -> Option<OsString>) -> Result<Opt
         Some("keep") => Embedded::Keep,
         Some("auto") => Embedded::Auto,
         Some(other) => {
-            let source = if flags.embedded.is_some() { "--embedded" } else { "SHIM_EMBEDDED" };
-            return Err(Usage(format!("{source} takes drop, keep or auto, got '{other}'")));
+            let source = if flags.embedded.is_some() {
+                "--embedded"
+            } else {
+                "SHIM_EMBEDDED"
+            };
+            return Err(Usage(format!(
+                "{source} takes drop, keep or auto, got '{other}'"
+            )));
         }
     };
     let log_level = if flags.quiet {
@@ -240,12 +261,17 @@ fn options(flags: &Flags, env: &impl Fn(&str) -> Option<OsString>) -> Result<Opt
     } else {
         match env("SHIM_LOG").as_deref().map(OsStr::to_str) {
             None => Level::Warn,
-            Some(name) => name.and_then(Level::from_name).ok_or_else(|| {
-                Usage("SHIM_LOG takes debug, info, warn or error".into())
-            })?,
+            Some(name) => name
+                .and_then(Level::from_name)
+                .ok_or_else(|| Usage("SHIM_LOG takes debug, info, warn or error".into()))?,
         }
     };
-    let probe_timeout = millis(&flags.probe_timeout, "--probe-timeout", "SHIM_PROBE_TIMEOUT_MS", 1000)?;
+    let probe_timeout = millis(
+        &flags.probe_timeout,
+        "--probe-timeout",
+        "SHIM_PROBE_TIMEOUT_MS",
+        1000,
+    )?;
     if probe_timeout.is_zero() {
         return Err(Usage("--probe-timeout must be at least 1 ms".into()));
     }
@@ -271,8 +297,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Invocation, Usage> {
-        let env: HashMap<String, OsString> =
-            env.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        let env: HashMap<String, OsString> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         parse(&args, |k| env.get(k).cloned())
     }
@@ -338,9 +366,20 @@ mod tests {
         assert_eq!(o.user.as_deref(), Some("nobody"));
         assert_eq!(o.probe.as_deref(), Some("example.org"));
         assert_eq!(o.log_level, Level::Debug);
-        let o = run(&["--embedded", "auto", "--probe-timeout", "5", "-q", "--", "app"], &env)
-            .unwrap()
-            .options;
+        let o = run(
+            &[
+                "--embedded",
+                "auto",
+                "--probe-timeout",
+                "5",
+                "-q",
+                "--",
+                "app",
+            ],
+            &env,
+        )
+        .unwrap()
+        .options;
         assert_eq!(o.embedded, Embedded::Auto);
         assert_eq!(o.probe_timeout, Duration::from_millis(5));
         assert_eq!(o.log_level, Level::Error);
@@ -348,25 +387,51 @@ mod tests {
 
     #[test]
     fn verbosity_counts() {
-        assert_eq!(run(&["-v", "--", "a"], &[]).unwrap().options.log_level, Level::Info);
-        assert_eq!(run(&["-v", "-v", "--", "a"], &[]).unwrap().options.log_level, Level::Debug);
+        assert_eq!(
+            run(&["-v", "--", "a"], &[]).unwrap().options.log_level,
+            Level::Info
+        );
+        assert_eq!(
+            run(&["-v", "-v", "--", "a"], &[])
+                .unwrap()
+                .options
+                .log_level,
+            Level::Debug
+        );
     }
 
     #[test]
     fn check_dns_mode() {
         let inv = run(&["--check-dns", "--json", "--name", "v6.test"], &[]).unwrap();
-        assert_eq!(inv.mode, Mode::CheckDns { name: "v6.test".into(), json: true });
+        assert_eq!(
+            inv.mode,
+            Mode::CheckDns {
+                name: "v6.test".into(),
+                json: true
+            }
+        );
         let inv = run(&["--check-dns"], &[]).unwrap();
-        assert_eq!(inv.mode, Mode::CheckDns { name: "example.com".into(), json: false });
+        assert_eq!(
+            inv.mode,
+            Mode::CheckDns {
+                name: "example.com".into(),
+                json: false
+            }
+        );
     }
 
     #[test]
     fn usage_errors_are_one_line_and_name_the_culprit() {
-        let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+        type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
             (&["--embedded", "maybe", "--", "a"], &[], "--embedded"),
             (&["--", "a"], &[("SHIM_EMBEDDED", "maybe")], "SHIM_EMBEDDED"),
             (&["--grace", "soon", "--", "a"], &[], "--grace"),
-            (&["--", "a"], &[("SHIM_PROBE_TIMEOUT_MS", "x")], "SHIM_PROBE_TIMEOUT_MS"),
+            (
+                &["--", "a"],
+                &[("SHIM_PROBE_TIMEOUT_MS", "x")],
+                "SHIM_PROBE_TIMEOUT_MS",
+            ),
             (&["--", "a"], &[("SHIM_STRICT", "maybe")], "SHIM_STRICT"),
             (&["--", "a"], &[("SHIM_LOG", "loud")], "SHIM_LOG"),
             (&["--bogus", "--", "a"], &[], "--bogus"),
@@ -384,8 +449,17 @@ mod tests {
 
     #[test]
     fn help_and_version() {
-        let Mode::Help(text) = run(&["--help"], &[]).unwrap().mode else { panic!() };
-        for flag in ["--resolv-conf", "--embedded", "--probe-timeout", "--grace", "--check-dns", "SHIM_USER"] {
+        let Mode::Help(text) = run(&["--help"], &[]).unwrap().mode else {
+            panic!()
+        };
+        for flag in [
+            "--resolv-conf",
+            "--embedded",
+            "--probe-timeout",
+            "--grace",
+            "--check-dns",
+            "SHIM_USER",
+        ] {
             assert!(text.contains(flag), "help lacks {flag}");
         }
         assert_eq!(run(&["--version"], &[]).unwrap().mode, Mode::Version);

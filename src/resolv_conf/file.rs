@@ -90,7 +90,8 @@ fn rewrite(path: &Path, policy: Policy) -> io::Result<Fixed> {
     // Containers that share one file (`--network container:`, a Kubernetes pod) may all start a
     // shim at once: the lock makes the read-plan-write of each one atomic for the others, and
     // the plan is made again on what we read under it, since another shim may have fixed it.
-    let file = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| io::Error::from(errno))?;
+    let file =
+        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| io::Error::from(errno))?;
     let before = read_all(&file)?;
     let conf = parse(&before);
     let plan = plan(&conf, policy);
@@ -117,7 +118,7 @@ fn write_in_place(file: &File, content: &[u8]) -> io::Result<()> {
 
 fn read_all(file: &File) -> io::Result<Vec<u8>> {
     let mut content = Vec::with_capacity(1024);
-    let mut limited = (&*file).take(MAX_SIZE + 1);
+    let mut limited = file.take(MAX_SIZE + 1);
     limited.read_to_end(&mut content)?;
     if content.len() as u64 > MAX_SIZE {
         return Err(io::Error::new(

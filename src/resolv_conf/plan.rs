@@ -85,7 +85,10 @@ mod tests {
     fn fix(text: &str) -> (Outcome, String) {
         let conf = parse(text.as_bytes());
         let p = plan(&conf, Policy::Drop);
-        (p.outcome.clone(), String::from_utf8(render(&conf, &p)).unwrap())
+        (
+            p.outcome.clone(),
+            String::from_utf8(render(&conf, &p)).unwrap(),
+        )
     }
 
     #[test]

@@ -17,7 +17,14 @@ pub fn static_shim() -> &'static Path {
     BUILT.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--target", "x86_64-unknown-linux-musl", "--bin", "shim"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "x86_64-unknown-linux-musl",
+                "--bin",
+                "shim",
+            ])
             .current_dir(root)
             .status()
             .expect("run cargo build for the static binary");

@@ -1,0 +1,118 @@
+//! Every fixture under tests/fixtures gives its expected output, and a second pass changes nothing.
+
+use std::path::Path;
+
+use shim::resolv_conf::{parse, plan, render, Kind, Outcome, Policy};
+
+fn fixture(name: &str) -> (Vec<u8>, Vec<u8>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let read = |ext: &str| {
+        std::fs::read(dir.join(format!("{name}.{ext}")))
+            .unwrap_or_else(|e| panic!("fixture {name}.{ext}: {e}"))
+    };
+    (read("conf"), read("expected"))
+}
+
+fn fixed(input: &[u8], policy: Policy) -> (Outcome, Vec<u8>) {
+    let conf = parse(input);
+    let p = plan(&conf, policy);
+    (p.outcome.clone(), render(&conf, &p))
+}
+
+/// name, the kind the content tells, and what a drop run does with it.
+const CASES: &[(&str, Kind, &str)] = &[
+    ("docker25-ipv6-host", Kind::DockerLegacy, "drop"),
+    ("docker25-ipv4-only-host", Kind::DockerLegacy, "only"),
+    ("docker26-systemd-resolved", Kind::DockerModern, "only"),
+    ("docker26-dns-ipv6", Kind::DockerModern, "only"),
+    ("docker28-no-external", Kind::DockerModern, "only"),
+    ("podman-aardvark", Kind::Podman, "none"),
+    ("kubernetes", Kind::Kubernetes, "none"),
+    ("default-bridge", Kind::Plain, "none"),
+    ("crlf", Kind::DockerLegacy, "drop"),
+    ("crlf-only", Kind::DockerLegacy, "only"),
+    ("nul-bytes", Kind::DockerLegacy, "drop"),
+    ("invalid-utf8", Kind::DockerLegacy, "drop"),
+    ("megabyte-line", Kind::DockerLegacy, "drop"),
+    ("tab-separator", Kind::DockerLegacy, "drop"),
+    ("embedded-twice", Kind::DockerLegacy, "drop"),
+    ("trailing-comment", Kind::DockerLegacy, "drop"),
+    ("not-embedded-127-0-0-111", Kind::Plain, "none"),
+    ("indented-keyword", Kind::Plain, "none"),
+    ("comments-mention-embedded", Kind::Plain, "none"),
+    ("no-final-newline", Kind::DockerLegacy, "drop"),
+    ("empty", Kind::Plain, "none"),
+    ("thousands-of-lines", Kind::DockerLegacy, "drop"),
+];
+
+#[test]
+fn every_fixture_gives_its_expected_output() {
+    let on_disk = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "conf")
+        })
+        .count();
+    assert_eq!(
+        on_disk,
+        CASES.len(),
+        "every fixture file is listed in CASES"
+    );
+    for &(name, kind, action) in CASES {
+        let (input, expected) = fixture(name);
+        let (outcome, output) = fixed(&input, Policy::Drop);
+        assert!(
+            output == expected,
+            "{name}: output differs from {name}.expected"
+        );
+        let action_seen = match outcome {
+            Outcome::Drop(_) => "drop",
+            Outcome::OnlyNameserver => "only",
+            Outcome::NoEmbedded => "none",
+            Outcome::Kept => "kept",
+        };
+        assert_eq!(action_seen, action, "{name}");
+        assert_eq!(parse(&input).kind(), kind, "{name}");
+    }
+}
+
+#[test]
+fn a_second_pass_changes_nothing() {
+    for &(name, _, _) in CASES {
+        let (input, _) = fixture(name);
+        let (_, once) = fixed(&input, Policy::Drop);
+        let (outcome, twice) = fixed(&once, Policy::Drop);
+        assert!(twice == once, "{name}: not idempotent");
+        assert!(
+            !matches!(outcome, Outcome::Drop(_)),
+            "{name}: a second pass still drops"
+        );
+    }
+}
+
+#[test]
+fn keep_policy_never_changes_a_fixture() {
+    for &(name, _, _) in CASES {
+        let (input, _) = fixture(name);
+        let (outcome, output) = fixed(&input, Policy::Keep);
+        assert!(output == input, "{name}: --embedded keep changed the file");
+        assert!(!matches!(outcome, Outcome::Drop(_)), "{name}");
+    }
+}
+
+#[test]
+fn docker26_upstreams_are_read_from_the_trailing_comment() {
+    let (input, _) = fixture("docker26-systemd-resolved");
+    assert_eq!(parse(&input).ext_servers(), ["host(127.0.0.53)"]);
+    let (input, _) = fixture("docker26-dns-ipv6");
+    assert_eq!(
+        parse(&input).ext_servers(),
+        ["2001:db8::53", "2001:db8::54"]
+    );
+    let (input, _) = fixture("docker28-no-external");
+    assert!(parse(&input).ext_servers().is_empty());
+}

@@ -1,0 +1,318 @@
+//! The in-place writer against real mounts: a bind-mounted file like Docker's, a read-only one,
+//! a user without write permission, a missing file. Mount tests run in a private mount namespace
+//! of the test's own thread, so nothing leaks to the machine.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+
+const DOCKER25: &[u8] =
+    b"search corp.example\nnameserver 127.0.0.11\nnameserver 2001:db8::53\noptions ndots:0\n";
+const FIXED: &[u8] = b"search corp.example\nnameserver 2001:db8::53\noptions ndots:0\n";
+
+/// A temporary directory removed on drop, even when the test fails.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(test: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("shim-{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        TempDir(dir)
+    }
+    fn file(&self, name: &str, content: &[u8]) -> PathBuf {
+        let path = self.0.join(name);
+        fs::write(&path, content).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A private mount namespace for this test thread (and the processes it starts): the mounts
+/// vanish with it.
+fn private_mounts() {
+    unshare(CloneFlags::CLONE_NEWNS).expect("unshare(CLONE_NEWNS)");
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .expect("make / private");
+}
+
+/// `source` bind-mounted over `target`, as Docker mounts the container's resolv.conf.
+fn bind(source: &Path, target: &Path, read_only: bool) {
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .expect("bind mount");
+    if read_only {
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        mount(None::<&str>, target, None::<&str>, flags, None::<&str>).expect("read-only remount");
+    }
+}
+
+fn shim(resolv_conf: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(common::shim());
+    cmd.arg("--resolv-conf").arg(resolv_conf).args(extra);
+    cmd.args(["--", "/bin/sh", "-c", "echo app-ran"]);
+    cmd.env_remove("SHIM_STRICT")
+        .env_remove("SHIM_EMBEDDED")
+        .env_remove("SHIM_LOG");
+    cmd
+}
+
+fn app_ran(out: &Output) -> bool {
+    common::stdout(out).contains("app-ran")
+}
+
+fn one_shim_line(out: &Output) -> String {
+    let err = common::stderr(out);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("shim: ")).collect();
+    assert_eq!(lines.len(), 1, "expected one shim line, got: {err}");
+    lines[0].to_owned()
+}
+
+#[test]
+fn a_bind_mounted_file_is_rewritten_in_place_where_rename_fails() {
+    if !common::require_root("a_bind_mounted_file_is_rewritten_in_place_where_rename_fails") {
+        return;
+    }
+    let dir = TempDir::new("bind");
+    private_mounts();
+    let source = dir.file("container-resolv.conf", DOCKER25);
+    let target = dir.file("resolv.conf", b"");
+    bind(&source, &target, false);
+    let inode = fs::metadata(&target).unwrap().ino();
+
+    // What `sed -i` does: write a new file and rename it over the target.
+    let replacement = dir.file("sed-tmp", FIXED);
+    let err = fs::rename(&replacement, &target).unwrap_err();
+    assert_eq!(
+        err.raw_os_error(),
+        Some(nix::libc::EBUSY),
+        "rename onto a mount point"
+    );
+
+    let out = common::output(&mut shim(&target, &["-v"]));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(app_ran(&out));
+    assert_eq!(fs::read(&target).unwrap(), FIXED);
+    assert_eq!(fs::metadata(&target).unwrap().ino(), inode, "same inode");
+    assert_eq!(
+        fs::read(&source).unwrap(),
+        FIXED,
+        "the write went through to the mounted file"
+    );
+    let line = one_shim_line(&out);
+    assert!(
+        line.contains("127.0.0.11") && line.contains("--embedded keep"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_read_only_mount_gives_one_clear_line_and_the_app_still_runs() {
+    if !common::require_root("a_read_only_mount_gives_one_clear_line_and_the_app_still_runs") {
+        return;
+    }
+    let dir = TempDir::new("rofs");
+    private_mounts();
+    let source = dir.file("container-resolv.conf", DOCKER25);
+    let target = dir.file("resolv.conf", b"");
+    bind(&source, &target, true);
+
+    let out = common::output(&mut shim(&target, &[]));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(app_ran(&out));
+    let line = one_shim_line(&out);
+    assert!(
+        line.contains(&target.display().to_string()),
+        "names the file: {line}"
+    );
+    assert!(
+        line.contains("Read-only file system"),
+        "names the cause: {line}"
+    );
+    assert!(
+        line.contains("--dns") && line.contains("--embedded keep"),
+        "names a remedy: {line}"
+    );
+    assert_eq!(fs::read(&source).unwrap(), DOCKER25, "nothing lost");
+
+    let out = common::output(&mut shim(&target, &["--strict"]));
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    assert!(!app_ran(&out), "--strict must not start the app");
+}
+
+#[test]
+fn a_user_without_write_permission_is_told_about_user() {
+    if !common::require_root("a_user_without_write_permission_is_told_about_user") {
+        return;
+    }
+    let dir = TempDir::new("eacces");
+    let file = dir.file("resolv.conf", DOCKER25);
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    let as_nobody = |extra: &[&str]| {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = shim(&file, extra);
+        cmd.uid(65534).gid(65534);
+        common::output(&mut cmd)
+    };
+
+    let out = as_nobody(&[]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(app_ran(&out));
+    let line = one_shim_line(&out);
+    assert!(
+        line.contains("Permission denied") && line.contains("--user"),
+        "{line}"
+    );
+    assert_eq!(fs::read(&file).unwrap(), DOCKER25);
+
+    let out = as_nobody(&["--strict"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!app_ran(&out));
+}
+
+#[test]
+fn a_missing_file_is_never_created() {
+    let dir = TempDir::new("missing");
+    let file = dir.0.join("resolv.conf");
+    let out = common::output(&mut shim(&file, &[]));
+    assert!(out.status.success());
+    assert!(app_ran(&out));
+    let line = one_shim_line(&out);
+    assert!(
+        line.contains(&file.display().to_string()) && line.contains("--resolv-conf"),
+        "{line}"
+    );
+    assert!(!file.exists(), "shim created the file");
+
+    let out = common::output(&mut shim(&file, &["--strict"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!app_ran(&out));
+    assert!(!file.exists());
+}
+
+#[test]
+fn a_directory_is_reported_and_left_alone() {
+    let dir = TempDir::new("isdir");
+    let out = common::output(&mut shim(&dir.0, &[]));
+    assert!(out.status.success());
+    assert!(app_ran(&out));
+    let line = one_shim_line(&out);
+    assert!(
+        line.contains("Is a directory") && line.contains("--resolv-conf"),
+        "{line}"
+    );
+}
+
+fn set_old_mtime(path: &Path) -> SystemTime {
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    fs::metadata(path).unwrap().modified().unwrap()
+}
+
+#[test]
+fn a_file_without_the_embedded_resolver_is_not_written() {
+    let dir = TempDir::new("r1");
+    let content = b"nameserver 10.0.0.2\nsearch corp.example\n";
+    let file = dir.file("resolv.conf", content);
+    let mtime = set_old_mtime(&file);
+    let ctime = fs::metadata(&file).unwrap().ctime_nsec();
+    let out = common::output(&mut shim(&file, &[]));
+    assert!(out.status.success() && app_ran(&out));
+    assert_eq!(fs::read(&file).unwrap(), content);
+    let meta = fs::metadata(&file).unwrap();
+    assert_eq!(
+        meta.modified().unwrap(),
+        mtime,
+        "mtime changed: the file was written"
+    );
+    assert_eq!(meta.ctime_nsec(), ctime);
+}
+
+#[test]
+fn a_second_run_changes_nothing() {
+    let dir = TempDir::new("twice");
+    let file = dir.file("resolv.conf", DOCKER25);
+    let inode = fs::metadata(&file).unwrap().ino();
+    assert!(common::output(&mut shim(&file, &[])).status.success());
+    assert_eq!(fs::read(&file).unwrap(), FIXED);
+    let mtime = set_old_mtime(&file);
+    let out = common::output(&mut shim(&file, &[]));
+    assert!(out.status.success() && app_ran(&out));
+    assert_eq!(fs::read(&file).unwrap(), FIXED);
+    let meta = fs::metadata(&file).unwrap();
+    assert_eq!(meta.modified().unwrap(), mtime);
+    assert_eq!(meta.ino(), inode);
+}
+
+#[test]
+fn only_the_embedded_resolver_keeps_the_file() {
+    let dir = TempDir::new("r3");
+    let content = b"nameserver 127.0.0.11\noptions ndots:0\n";
+    let file = dir.file("resolv.conf", content);
+    let mtime = set_old_mtime(&file);
+    let out = common::output(&mut shim(&file, &[]));
+    assert!(out.status.success() && app_ran(&out));
+    assert_eq!(fs::read(&file).unwrap(), content);
+    assert_eq!(fs::metadata(&file).unwrap().modified().unwrap(), mtime);
+    assert!(
+        common::stderr(&out).is_empty(),
+        "nothing to warn about: {}",
+        common::stderr(&out)
+    );
+}
+
+#[test]
+fn embedded_keep_keeps() {
+    let dir = TempDir::new("keep");
+    let file = dir.file("resolv.conf", DOCKER25);
+    let out = common::output(&mut shim(&file, &["--embedded", "keep"]));
+    assert!(out.status.success() && app_ran(&out));
+    assert_eq!(fs::read(&file).unwrap(), DOCKER25);
+    let out = common::output(shim(&file, &[]).env("SHIM_EMBEDDED", "keep"));
+    assert!(out.status.success());
+    assert_eq!(fs::read(&file).unwrap(), DOCKER25);
+}
+
+#[test]
+fn the_file_is_found_through_a_symlink_and_the_link_stays() {
+    let dir = TempDir::new("symlink");
+    let real = dir.file("stub-resolv.conf", DOCKER25);
+    let link = dir.0.join("resolv.conf");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let out = common::output(&mut shim(&link, &[]));
+    assert!(out.status.success() && app_ran(&out));
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(fs::read(&real).unwrap(), FIXED);
+}
