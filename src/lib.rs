@@ -4,4 +4,5 @@
 pub mod cli;
 pub mod log;
 pub mod resolv_conf;
+pub mod privileges;
 pub mod supervisor;

@@ -2,16 +2,28 @@
 //!
 //! The order matters and is the whole story: parse the command line, fix the file, run the app.
 //! Each step lives in its own module; this file only wires them.
+//!
+//! `no_main`: Rust's own start-up sets SIGPIPE to SIG_IGN, and an ignored signal survives exec, so
+//! the app would inherit a disposition shim was not started with (I6). Entering at the C `main`
+//! keeps every disposition as we found it, and skips work a user pays for on every start.
+#![no_main]
 
-use std::ffi::OsString;
+use std::ffi::{CStr, OsString};
+use std::os::raw::{c_char, c_int};
+use std::os::unix::ffi::OsStrExt;
 use std::process::exit;
 
 use shim::cli::{self, Embedded, Invocation, Mode, Options, Usage};
 use shim::resolv_conf::{self, Outcome, Policy};
-use shim::{debug, error, info, log, supervisor, warn};
+use shim::{debug, error, info, log, privileges, supervisor, warn};
 
-fn main() {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+/// # Safety
+/// Called by the C runtime with `argc` valid C strings in `argv`.
+#[no_mangle]
+pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+    let args: Vec<OsString> = (1..argc as usize)
+        .map(|i| std::ffi::OsStr::from_bytes(CStr::from_ptr(*argv.add(i)).to_bytes()).to_owned())
+        .collect();
     let Invocation { options, mode } = match cli::parse(&args, |name| std::env::var_os(name)) {
         Ok(invocation) => invocation,
         Err(Usage(line)) => {
@@ -29,9 +41,11 @@ fn main() {
         }
         Mode::Run(command) => run(&options, &command),
     }
+    0
 }
 
 fn run(options: &Options, command: &[OsString]) -> ! {
+    let signals = supervisor::hold_signals();
     reject_unsupported(options);
     let fixed = fix_resolv_conf(options);
     let probed = probe_dns(options);
@@ -39,7 +53,18 @@ fn run(options: &Options, command: &[OsString]) -> ! {
         error!("--strict: not starting the app");
         exit(1);
     }
-    supervisor::exec(command)
+    if let Some(user) = &options.user {
+        if let Err(e) = privileges::become_user(user) {
+            error!("{e}; not starting the app");
+            exit(1);
+        }
+    }
+    let how = supervisor::Supervision {
+        pgroup: options.pgroup,
+        supervise: options.supervise,
+        grace: options.grace,
+    };
+    supervisor::run(command, signals, how)
 }
 
 /// `--probe NAME`: returns false when no remaining nameserver gave an AAAA record.
@@ -52,10 +77,6 @@ fn reject_unsupported(options: &Options) {
     let unsupported = [
         (options.embedded == Embedded::Auto, "--embedded auto"),
         (options.probe.is_some(), "--probe"),
-        (options.user.is_some(), "--user"),
-        (options.supervise, "--supervise"),
-        (options.pgroup, "--pgroup"),
-        (!options.grace.is_zero(), "--grace"),
     ];
     if let Some((_, flag)) = unsupported.iter().find(|(given, _)| *given) {
         eprintln!("shim: {flag} is not yet supported");
