@@ -140,7 +140,8 @@ mod tests {
         nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n\
         app:x:1000:1000::/home/app:/bin/sh\n\
         broken line\n";
-    const GROUP: &str = "root:x:0:\nnogroup:x:65534:\napp:x:1000:\nvideo:x:44:app,other\naudio:x:29:other\n";
+    const GROUP: &str =
+        "root:x:0:\nnogroup:x:65534:\napp:x:1000:\nvideo:x:44:app,other\naudio:x:29:other\n";
 
     fn id(spec: &str) -> Result<Identity, UserError> {
         resolve(spec, PASSWD, GROUP)
@@ -150,7 +151,12 @@ mod tests {
     fn by_name_takes_primary_and_member_groups_and_home() {
         assert_eq!(
             id("app").unwrap(),
-            Identity { uid: 1000, gid: 1000, groups: vec![1000, 44], home: "/home/app".into() }
+            Identity {
+                uid: 1000,
+                gid: 1000,
+                groups: vec![1000, 44],
+                home: "/home/app".into()
+            }
         );
         assert_eq!(id("nobody").unwrap().groups, vec![65534]);
     }
@@ -159,11 +165,21 @@ mod tests {
     fn numbers_need_no_entry() {
         assert_eq!(
             id("65534:65534").unwrap(),
-            Identity { uid: 65534, gid: 65534, groups: vec![65534], home: "/nonexistent".into() }
+            Identity {
+                uid: 65534,
+                gid: 65534,
+                groups: vec![65534],
+                home: "/nonexistent".into()
+            }
         );
         assert_eq!(
             id("4242").unwrap(),
-            Identity { uid: 4242, gid: 0, groups: vec![0], home: "/".into() }
+            Identity {
+                uid: 4242,
+                gid: 0,
+                groups: vec![0],
+                home: "/".into()
+            }
         );
         assert_eq!(id("4242:4343").unwrap().groups, vec![4343]);
     }

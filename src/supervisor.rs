@@ -69,7 +69,10 @@ pub fn run(command: &[OsString], signals: HeldSignals, how: Supervision) -> ! {
     if !pid1 && !how.supervise {
         // Not an init: become the app (I4). Restoring the start-up mask first lets a terminating
         // signal that arrived while we fixed DNS take its effect on shim now, before the exec (I5).
-        signals.original.thread_set_mask().expect("restore signal mask");
+        signals
+            .original
+            .thread_set_mask()
+            .expect("restore signal mask");
         exec(&argv);
     }
     if !pid1 {
@@ -148,7 +151,9 @@ fn spawn(argv: &[CString], original_mask: &SigSet) -> Pid {
 fn supervise(fd: &SignalFd, app: Pid, pgroup: bool) -> i32 {
     let me = getpid().as_raw();
     loop {
-        let Some(info) = next_signal(fd) else { continue };
+        let Some(info) = next_signal(fd) else {
+            continue;
+        };
         let signo = info.ssi_signo as c_int;
         if signo == libc::SIGCHLD {
             if let Some(status) = reap(Some(app)) {
@@ -234,7 +239,10 @@ fn end_leftovers(fd: &SignalFd, app: Pid, pid1: bool, grace: Duration) {
             next_signal(fd);
         }
     }
-    warn!("--grace: processes still running after {} ms; killing them", grace.as_millis());
+    warn!(
+        "--grace: processes still running after {} ms; killing them",
+        grace.as_millis()
+    );
     loop {
         signal_leftovers(libc::SIGKILL, app, pid1, &mut Vec::new());
         // SAFETY: a null status pointer is allowed.

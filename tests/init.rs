@@ -1,0 +1,492 @@
+//! shim as an init (rules I1..I9): run as PID 1 of a new PID namespace, as `docker run` does,
+//! and not as PID 1 (exec, or --supervise). Each test asserts what the app or the kernel saw.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::libc;
+
+/// A scratch directory for one test, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("shim-init-{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        Scratch(dir)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    fn script(&self, name: &str, body: &str) -> String {
+        let path = self.path(name);
+        fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+    fn read(&self, name: &str) -> String {
+        fs::read_to_string(self.path(name)).unwrap_or_default()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// shim's command line, with an empty resolv.conf so that the fix has nothing to do.
+fn shim_args(args: &[&str]) -> Vec<String> {
+    let mut all = vec![common::shim().to_str().unwrap().to_owned()];
+    all.extend(["--resolv-conf", "/dev/null"].map(String::from));
+    all.extend(args.iter().map(|a| a.to_string()));
+    all
+}
+
+/// `unshare --pid --fork --mount-proc shim ARGS`: shim is PID 1 of a new PID namespace.
+fn as_pid1(args: &[&str]) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "--"])
+        .args(shim_args(args));
+    cmd.env_remove("SHIM_LOG");
+    cmd
+}
+
+/// A running shim as PID 1, with its PID as seen from here; killed on drop.
+struct Pid1 {
+    unshare: Child,
+    shim: i32,
+}
+
+impl Pid1 {
+    fn start(args: &[&str]) -> Pid1 {
+        let mut cmd = as_pid1(args);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let unshare = cmd.spawn().expect("start unshare");
+        let shim = wait_for(|| first_child(unshare.id() as i32), "shim to start");
+        Pid1 { unshare, shim }
+    }
+    fn signal(&self, signo: i32) {
+        // SAFETY: plain kill(2).
+        assert_eq!(unsafe { libc::kill(self.shim, signo) }, 0, "kill {signo}");
+    }
+    fn wait(mut self) -> Output {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.unshare.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "shim did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let child = std::mem::replace(&mut self.unshare, Command::new("true").spawn().unwrap());
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Pid1 {
+    fn drop(&mut self) {
+        // SAFETY: plain kill(2); the namespace dies with its PID 1.
+        unsafe { libc::kill(self.shim, libc::SIGKILL) };
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
+}
+
+fn first_child(pid: i32) -> Option<i32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn wait_for<T>(mut probe: impl FnMut() -> Option<T>, what: &str) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn status_field(pid: i32, field: &str) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field).map(|v| v.trim().to_owned()))
+}
+
+#[test]
+fn the_exit_status_is_the_apps() {
+    if !common::require_root("the_exit_status_is_the_apps") {
+        return;
+    }
+    let cases = [
+        ("exit 0", 0),
+        ("exit 1", 1),
+        ("exit 42", 42),
+        ("exit 255", 255),
+        ("kill -KILL $$", 137),
+        ("kill -TERM $$", 143),
+    ];
+    for (script, expected) in cases {
+        let out = common::output(&mut as_pid1(&["--", "/bin/sh", "-c", script]));
+        assert_eq!(
+            out.status.code(),
+            Some(expected),
+            "{script}: {}",
+            common::stderr(&out)
+        );
+    }
+    let out = common::output(&mut as_pid1(&["--", "/no/such/app"]));
+    assert_eq!(out.status.code(), Some(127));
+    let out = common::output(&mut as_pid1(&["--", "/proc/self/status"]));
+    assert_eq!(out.status.code(), Some(126));
+}
+
+#[test]
+fn every_signal_sent_to_shim_reaches_the_app() {
+    if !common::require_root("every_signal_sent_to_shim_reaches_the_app") {
+        return;
+    }
+    let dir = Scratch::new("signals");
+    let log = dir.path("log");
+    let app = dir.script(
+        "app",
+        "log=$1\n\
+         for s in TERM INT HUP QUIT USR1 USR2 WINCH; do trap \"echo $s >> $log\" $s; done\n\
+         trap \"echo RT40 >> $log\" 40\n\
+         echo ready >> $log\n\
+         while [ ! -e $log.stop ]; do sleep 0.02; done\n\
+         exit 7\n",
+    );
+    let shim = Pid1::start(&["--", &app, log.to_str().unwrap()]);
+    wait_for(
+        || dir.read("log").contains("ready").then_some(()),
+        "the app",
+    );
+    let sent = [
+        (libc::SIGTERM, "TERM"),
+        (libc::SIGINT, "INT"),
+        (libc::SIGHUP, "HUP"),
+        (libc::SIGQUIT, "QUIT"),
+        (libc::SIGUSR1, "USR1"),
+        (libc::SIGUSR2, "USR2"),
+        (libc::SIGWINCH, "WINCH"),
+        (40, "RT40"),
+    ];
+    for (signo, name) in sent {
+        shim.signal(signo);
+        wait_for(
+            || dir.read("log").lines().any(|l| l == name).then_some(()),
+            name,
+        );
+    }
+    fs::write(dir.path("log.stop"), "").unwrap();
+    let out = shim.wait();
+    assert_eq!(out.status.code(), Some(7), "{}", common::stderr(&out));
+}
+
+#[test]
+fn the_app_inherits_the_mask_ignored_signals_and_fds_shim_was_started_with() {
+    if !common::require_root(
+        "the_app_inherits_the_mask_ignored_signals_and_fds_shim_was_started_with",
+    ) {
+        return;
+    }
+    // Start everything with SIGUSR1 blocked and SIGHUP ignored, as a parent might. The apps are
+    // not shells: dash clears the signal mask when it starts.
+    let run = |with_shim: bool, pid1: bool, app: &[&str]| -> String {
+        let mut cmd = if with_shim && pid1 {
+            as_pid1(&[&["--"], app].concat())
+        } else if with_shim {
+            let mut cmd = Command::new(common::shim());
+            cmd.args(["--resolv-conf", "/dev/null", "--"]).args(app);
+            cmd
+        } else {
+            let mut cmd = Command::new(app[0]);
+            cmd.args(&app[1..]);
+            cmd
+        };
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGUSR1);
+                libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                libc::signal(libc::SIGHUP, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        let out = common::output(&mut cmd);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        common::stdout(&out)
+    };
+    let signals = ["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"];
+    let fds = ["ls", "/proc/self/fd"];
+    let state = run(false, false, &signals);
+    assert!(state.contains("SigBlk:\t0000000000000200"), "{state}");
+    assert!(
+        state
+            .lines()
+            .any(|l| l.starts_with("SigIgn") && l.ends_with('1')),
+        "{state}"
+    );
+    let open = run(false, false, &fds);
+    for pid1 in [false, true] {
+        assert_eq!(
+            run(true, pid1, &signals),
+            state,
+            "signal state, pid1={pid1}"
+        );
+        assert_eq!(run(true, pid1, &fds), open, "open fds, pid1={pid1}");
+    }
+}
+
+#[test]
+fn a_thousand_orphans_leave_no_zombie() {
+    if !common::require_root("a_thousand_orphans_leave_no_zombie") {
+        return;
+    }
+    let script = "i=0; while [ $i -lt 1000 ]; do sh -c 'true &'; i=$((i+1)); done\n\
+                  sleep 0.5\n\
+                  z=0; for f in /proc/[0-9]*/stat; do\n\
+                    set -- $(cat $f 2>/dev/null); [ \"$3\" = Z ] && z=$((z+1))\n\
+                  done\n\
+                  echo zombies=$z";
+    let out = common::output(&mut as_pid1(&["--", "/bin/sh", "-c", script]));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(common::stdout(&out).trim(), "zombies=0");
+}
+
+#[test]
+fn pgroup_forwards_to_the_apps_children_too() {
+    if !common::require_root("pgroup_forwards_to_the_apps_children_too") {
+        return;
+    }
+    let dir = Scratch::new("pgroup");
+    let log = dir.path("log");
+    let app = dir.script(
+        "app",
+        "log=$1; shift\n\
+         (trap \"echo child-got-term >> $log; exit 0\" TERM; while :; do sleep 0.02; done) &\n\
+         bg=$!\n\
+         trap \"$*\" TERM\n\
+         echo ready >> $log\n\
+         while :; do sleep 0.02; done\n",
+    );
+    let log_arg = log.to_str().unwrap();
+    // With -g the child in the app's group gets the TERM; the app waits for it, then exits.
+    let shim = Pid1::start(&["-g", "--", &app, log_arg, "wait $bg; exit 3"]);
+    wait_for(
+        || dir.read("log").contains("ready").then_some(()),
+        "the app",
+    );
+    shim.signal(libc::SIGTERM);
+    let out = shim.wait();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(dir.read("log").contains("child-got-term"));
+
+    // Without -g only the app gets it.
+    fs::remove_file(&log).unwrap();
+    let shim = Pid1::start(&["--", &app, log_arg, "sleep 0.3; exit 4"]);
+    wait_for(
+        || dir.read("log").contains("ready").then_some(()),
+        "the app",
+    );
+    shim.signal(libc::SIGTERM);
+    let out = shim.wait();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(!dir.read("log").contains("child-got-term"));
+}
+
+#[test]
+fn grace_lets_leftovers_run_their_term_handler() {
+    if !common::require_root("grace_lets_leftovers_run_their_term_handler") {
+        return;
+    }
+    let dir = Scratch::new("grace");
+    let log = dir.path("log");
+    let app = dir.script(
+        "app",
+        "log=$1\n\
+         (trap \"sleep 0.2; echo cleaned-up >> $log; exit 0\" TERM; while :; do sleep 0.02; done) &\n\
+         sleep 0.2\n\
+         exit 5\n",
+    );
+    let out = common::output(&mut as_pid1(&[
+        "--grace",
+        "2000",
+        "--",
+        &app,
+        log.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(5), "{}", common::stderr(&out));
+    assert_eq!(dir.read("log"), "cleaned-up\n");
+
+    // Without --grace, PID 1 exits at once and the kernel kills the rest: no handler runs.
+    fs::remove_file(&log).unwrap();
+    let out = common::output(&mut as_pid1(&["--", &app, log.to_str().unwrap()]));
+    assert_eq!(out.status.code(), Some(5));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(dir.read("log"), "");
+}
+
+#[test]
+fn grace_kills_what_ignores_sigterm() {
+    if !common::require_root("grace_kills_what_ignores_sigterm") {
+        return;
+    }
+    let app = "(trap '' TERM; exec sleep 60) & sleep 0.1; exit 6";
+    let started = Instant::now();
+    let out = common::output(&mut as_pid1(&[
+        "--grace", "300", "--", "/bin/sh", "-c", app,
+    ]));
+    assert_eq!(out.status.code(), Some(6));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "shim waited for the sleep"
+    );
+    assert!(
+        common::stderr(&out).contains("--grace"),
+        "{}",
+        common::stderr(&out)
+    );
+}
+
+#[test]
+fn shim_sleeps_while_the_app_runs() {
+    if !common::require_root("shim_sleeps_while_the_app_runs") {
+        return;
+    }
+    let shim = Pid1::start(&["--", "/bin/sleep", "2.5"]);
+    std::thread::sleep(Duration::from_millis(400));
+    let before = status_field(shim.shim, "voluntary_ctxt_switches:").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = status_field(shim.shim, "voluntary_ctxt_switches:").unwrap();
+    assert_eq!(before, after, "shim woke up while the app slept");
+    assert_eq!(shim.wait().status.code(), Some(0));
+}
+
+#[test]
+fn not_pid1_shim_becomes_the_app_silently() {
+    let mut cmd = Command::new(common::shim());
+    cmd.args([
+        "--resolv-conf",
+        "/nonexistent",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo $$",
+    ]);
+    cmd.env_remove("SHIM_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        common::stdout(&out).trim(),
+        pid.to_string(),
+        "the app runs under shim's PID"
+    );
+    assert!(
+        common::stderr(&out).lines().all(|l| !l.contains("PID 1")),
+        "no warning about not being PID 1: {}",
+        common::stderr(&out)
+    );
+}
+
+#[test]
+fn supervise_stays_reaps_and_forwards() {
+    let dir = Scratch::new("supervise");
+    let log = dir.path("log");
+    // The app leaves an orphan that exits soon; shim, its subreaper, must reap it. Then the app
+    // lists its parent's children: itself only, no zombie.
+    let app = dir.script(
+        "app",
+        "log=$1\n\
+         trap \"echo got-term >> $log; exit 9\" TERM\n\
+         sh -c 'sleep 0.1 &'\n\
+         sleep 0.5\n\
+         echo parent=$PPID children=$(cat /proc/$PPID/task/$PPID/children) self=$$ >> $log\n\
+         echo ready >> $log\n\
+         while :; do sleep 0.02; done\n",
+    );
+    let mut cmd = Command::new(common::shim());
+    cmd.args([
+        "-q",
+        "--resolv-conf",
+        "/nonexistent",
+        "--supervise",
+        "--",
+        &app,
+    ])
+    .arg(&log)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let shim_pid = child.id() as i32;
+    wait_for(
+        || dir.read("log").contains("ready").then_some(()),
+        "the app",
+    );
+    let report = dir.read("log");
+    let line = report.lines().find(|l| l.starts_with("parent=")).unwrap();
+    let fields: Vec<&str> = line.split(' ').collect();
+    assert_eq!(
+        fields[0],
+        format!("parent={shim_pid}"),
+        "the app is shim's child"
+    );
+    let self_pid = fields[2].trim_start_matches("self=");
+    assert_eq!(
+        fields[1],
+        format!("children={self_pid}"),
+        "the orphan was reaped"
+    );
+    // SAFETY: plain kill(2).
+    unsafe { libc::kill(shim_pid, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(9));
+    assert!(dir.read("log").contains("got-term"));
+}
+
+#[test]
+fn under_a_terminal_the_app_is_the_foreground_group() {
+    if !common::require(
+        Path::new("/usr/bin/script").exists(),
+        "script(1)",
+        "tty test",
+    ) {
+        return;
+    }
+    let inner = shim_args(&["--", "/bin/sh", "-c", "read -r pid comm state ppid pgrp session tty tpgid rest < /proc/$$/stat; echo pgrp=$pgrp tpgid=$tpgid"]);
+    let quoted: Vec<String> = inner
+        .iter()
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect();
+    let out = common::output(Command::new("script").args(["-qec", &quoted.join(" "), "/dev/null"]));
+    let text = common::stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("pgrp="))
+        .unwrap_or_else(|| panic!("{text}"));
+    let (pgrp, tpgid) = line.trim().split_once(' ').unwrap();
+    assert_eq!(
+        pgrp.trim_start_matches("pgrp="),
+        tpgid.trim_start_matches("tpgid="),
+        "{line}"
+    );
+}
