@@ -1,8 +1,10 @@
 //! shim as a library: the modules `main.rs` wires, public so that tests and the fuzzer can reach
 //! the pure core (parse, plan, render) directly.
 
+pub mod check;
 pub mod cli;
 pub mod log;
-pub mod resolv_conf;
 pub mod privileges;
+pub mod probe;
+pub mod resolv_conf;
 pub mod supervisor;

@@ -15,7 +15,7 @@ use std::process::exit;
 
 use shim::cli::{self, Embedded, Invocation, Mode, Options, Usage};
 use shim::resolv_conf::{self, Outcome, Policy};
-use shim::{debug, error, info, log, privileges, supervisor, warn};
+use shim::{check, debug, error, info, log, privileges, probe, supervisor, warn};
 
 /// # Safety
 /// Called by the C runtime with `argc` valid C strings in `argv`.
@@ -35,10 +35,7 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
     match mode {
         Mode::Help(text) => print!("{text}"),
         Mode::Version => println!("shim {}", env!("CARGO_PKG_VERSION")),
-        Mode::CheckDns { .. } => {
-            eprintln!("shim: --check-dns is not yet supported");
-            exit(2);
-        }
+        Mode::CheckDns { name, json } => exit(check::run(&options, &name, json)),
         Mode::Run(command) => run(&options, &command),
     }
     0
@@ -46,7 +43,6 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
 
 fn run(options: &Options, command: &[OsString]) -> ! {
     let signals = supervisor::hold_signals();
-    reject_unsupported(options);
     let fixed = fix_resolv_conf(options);
     let probed = probe_dns(options);
     if !(fixed && probed) && options.strict {
@@ -69,18 +65,9 @@ fn run(options: &Options, command: &[OsString]) -> ! {
 
 /// `--probe NAME`: returns false when no remaining nameserver gave an AAAA record.
 fn probe_dns(options: &Options) -> bool {
-    options.probe.is_none()
-}
-
-/// Flags whose feature is not built yet are parsed, but refused rather than silently ignored.
-fn reject_unsupported(options: &Options) {
-    let unsupported = [
-        (options.embedded == Embedded::Auto, "--embedded auto"),
-        (options.probe.is_some(), "--probe"),
-    ];
-    if let Some((_, flag)) = unsupported.iter().find(|(given, _)| *given) {
-        eprintln!("shim: {flag} is not yet supported");
-        exit(2);
+    match &options.probe {
+        None => true,
+        Some(name) => probe::probe_file(&options.resolv_conf, name, options.probe_timeout),
     }
 }
 
@@ -88,7 +75,16 @@ fn reject_unsupported(options: &Options) {
 fn fix_resolv_conf(options: &Options) -> bool {
     let policy = match options.embedded {
         Embedded::Keep => Policy::Keep,
-        Embedded::Drop | Embedded::Auto => Policy::Drop,
+        Embedded::Drop => Policy::Drop,
+        Embedded::Auto => {
+            let (policy, reason) = probe::auto_policy(
+                &options.resolv_conf,
+                options.probe.as_deref(),
+                options.probe_timeout,
+            );
+            info!("--embedded auto: {reason}");
+            policy
+        }
     };
     let path = options.resolv_conf.display();
     match resolv_conf::fix(&options.resolv_conf, policy) {
