@@ -69,10 +69,17 @@ pub fn run(command: &[OsString], signals: HeldSignals, how: Supervision) -> ! {
     if !pid1 && !how.supervise {
         // Not an init: become the app (I4). Restoring the start-up mask first lets a terminating
         // signal that arrived while we fixed DNS take its effect on shim now, before the exec (I5).
+        // A SIGPIPE that our own log line raised (stderr a pipe nobody reads) is not one of those:
+        // it would kill shim before the app starts (R5).
+        let sigpipe_from_outside = discard_own_sigpipe();
         signals
             .original
             .thread_set_mask()
             .expect("restore signal mask");
+        if sigpipe_from_outside {
+            // SAFETY: plain kill(2) to ourselves, as the sender did.
+            unsafe { libc::kill(getpid().as_raw(), libc::SIGPIPE) };
+        }
         exec(&argv);
     }
     if !pid1 {
@@ -92,6 +99,27 @@ pub fn run(command: &[OsString], signals: HeldSignals, how: Supervision) -> ! {
         end_leftovers(&fd, app, pid1, how.grace);
     }
     exit(status)
+}
+
+/// Take a pending SIGPIPE off (it is blocked); returns whether another process sent it.
+fn discard_own_sigpipe() -> bool {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGPIPE);
+    let no_wait = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let mut from_outside = false;
+    loop {
+        // SAFETY: zeroed siginfo_t is a valid out-parameter; the set and timespec are valid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        if unsafe { libc::sigtimedwait(set.as_ref(), &mut info, &no_wait) } < 0 {
+            // EAGAIN: nothing (more) pending.
+            return from_outside;
+        }
+        // SAFETY: SIGPIPE from write(2) or kill(2) carries the sender's pid.
+        from_outside |= unsafe { info.si_pid() } != getpid().as_raw();
+    }
 }
 
 fn c_argv(command: &[OsString]) -> Vec<CString> {

@@ -99,10 +99,10 @@ fn rewrite(path: &Path, policy: Policy) -> io::Result<Fixed> {
         return Ok(unchanged(&before, policy));
     }
     let after = render(&conf, &plan);
-    if let Err(cause) = write_in_place(&file, &after) {
+    if let Err(cause) = write_in_place(&file, &after, before.len()) {
         // Whatever part of the new text reached the file, put the old one back: a half-written
         // resolv.conf is worse than the one Docker gave us.
-        let _ = write_in_place(&file, &before);
+        let _ = write_in_place(&file, &before, before.len());
         return Err(cause);
     }
     Ok(Fixed {
@@ -111,8 +111,14 @@ fn rewrite(path: &Path, policy: Policy) -> io::Result<Fixed> {
     })
 }
 
-fn write_in_place(file: &File, content: &[u8]) -> io::Result<()> {
-    file.write_all_at(content, 0)?;
+fn write_in_place(file: &File, content: &[u8], old_len: usize) -> io::Result<()> {
+    // The C libraries read the file whenever they like, without our lock, so one may read it
+    // between this write and the truncate. Pad the new text with empty lines to the old length:
+    // what it reads then means the same as the new text, rather than the new text followed by
+    // a torn tail of the old one.
+    let mut padded = content.to_vec();
+    padded.resize(old_len.max(content.len()), b'\n');
+    file.write_all_at(&padded, 0)?;
     file.set_len(content.len() as u64)
 }
 

@@ -2,9 +2,12 @@
 //!
 //! Lines are kept as the exact bytes of the input (terminator included), so that rendering
 //! what we keep reproduces every other byte of the file. Classification follows glibc's
-//! `res_conf.c` and musl's `resolvconf.c`: keywords only count at column 1; glibc ends an address
-//! at space, tab, `#` or `;`, musl at any white space (so `\r` of a CRLF file), and both stop
-//! reading a line at a NUL byte because they handle it as a C string.
+//! `res_init.c` and musl's `resolvconf.c`: keywords only count at column 1; glibc ends an address
+//! at space or tab only (so `127.0.0.11#docker` is no address for it), musl at any white space
+//! (so `\r` of a CRLF file), and both stop reading a line at a NUL byte because they handle it as
+//! a C string. musl also skips whole lines: one that does not fit its 256-byte buffer, and one
+//! with a NUL byte together with the line after it (its `fgets` check finds no `\n`, and it then
+//! reads away the rest of the stream up to the next `\n`: the whole next line).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -79,14 +82,35 @@ impl Kind {
 }
 
 pub fn parse(bytes: &[u8]) -> ResolvConf<'_> {
+    // musl reads a line only when the line before it did not hide it (see the module comment).
+    let mut hidden = false;
     let lines = bytes
         .split_inclusive(|&b| b == b'\n')
-        .map(|raw| Line {
-            raw,
-            nameserver: nameserver(raw),
+        .map(|raw| {
+            let musl_reads = !hidden && musl_reads_line(raw);
+            hidden = !hidden && musl_hides_next_line(raw);
+            let nameserver = nameserver(raw).map(|n| Nameserver {
+                musl: n.musl.filter(|_| musl_reads),
+                ..n
+            });
+            Line { raw, nameserver }
         })
         .collect();
     ResolvConf { lines }
+}
+
+/// musl's `fgets(line, 256, f)` keeps a line only if, as a C string, it ends in `\n` within the
+/// buffer, or it is the last line and shorter than the buffer's 255 bytes of text.
+fn musl_reads_line(raw: &[u8]) -> bool {
+    match raw.strip_suffix(b"\n") {
+        Some(_) => raw.len() <= MUSL_MAX_LINE && !raw.contains(&0),
+        None => raw.len() < MUSL_MAX_LINE,
+    }
+}
+
+/// A line with a NUL byte that fits the buffer: musl reads away the next line after skipping it.
+fn musl_hides_next_line(raw: &[u8]) -> bool {
+    raw.ends_with(b"\n") && raw.len() <= MUSL_MAX_LINE && raw.contains(&0)
 }
 
 /// The part of a line a C library looks at: up to the first NUL, without the newline.
@@ -107,11 +131,22 @@ fn nameserver(raw: &[u8]) -> Option<Nameserver> {
         return None;
     }
     let value = trim_start(rest);
-    let glibc = address(token(value, |b| matches!(b, b' ' | b'\t' | b'#' | b';')));
+    let glibc = address(token(value, |b| matches!(b, b' ' | b'\t')));
     let musl_reads_line = raw.len() <= MUSL_MAX_LINE;
-    let musl =
-        address(token(value, |b| b.is_ascii_whitespace() || b == 0x0b)).filter(|_| musl_reads_line);
+    let musl_token = token(value, |b| b.is_ascii_whitespace() || b == 0x0b);
+    let musl = address(musl_token).filter(|_| musl_reads_line && musl_reads_scope(musl_token));
     Some(Nameserver { glibc, musl })
+}
+
+/// musl takes an IPv6 scope only as a number (`fe80::1%2`); a name (`%eth0`) counts only for a
+/// link-local address and only when the container has that interface, so it is not relied upon.
+/// glibc ignores a scope it cannot read.
+fn musl_reads_scope(token: &[u8]) -> bool {
+    match token.iter().position(|&b| b == b'%') {
+        None => true,
+        Some(p) => std::str::from_utf8(&token[p + 1..])
+            .is_ok_and(|id| id.bytes().all(|b| b.is_ascii_digit()) && id.parse::<u32>().is_ok()),
+    }
 }
 
 fn trim_start(bytes: &[u8]) -> &[u8] {
@@ -242,10 +277,12 @@ mod tests {
 
     #[test]
     fn glibc_and_musl_end_the_address_differently() {
-        // glibc stops at '#', musl only at white space: the comment makes the line musl-invalid.
+        // glibc stops only at a space or a tab (strpbrk(cp, " \t\n") in res_init.c), musl at any
+        // white space: "127.0.0.11#docker" is no address for either.
         let n = ns("nameserver 127.0.0.11#docker\n").unwrap();
-        assert_eq!((n.glibc, n.musl), (v4(127, 0, 0, 11), None));
-        assert!(n.is_embedded() && !n.is_usable_by_all());
+        assert_eq!((n.glibc, n.musl), (None, None));
+        assert!(!n.is_embedded());
+        assert_eq!(ns("nameserver 10.0.0.2;x\n").unwrap().glibc, None);
         // A CRLF line: glibc keeps the '\r' in the address and rejects it, musl trims it.
         let n = ns("nameserver 10.0.0.2\r\n").unwrap();
         assert_eq!((n.glibc, n.musl), (None, v4(10, 0, 0, 2)));
@@ -269,8 +306,34 @@ mod tests {
 
     #[test]
     fn ipv6_scope_ids_are_accepted() {
-        let n = ns("nameserver fe80::1%eth0\n").unwrap();
+        let n = ns("nameserver fe80::1%2\n").unwrap();
         assert!(n.is_usable_by_all());
+        // By name, musl takes it only for a link-local address of an interface that exists.
+        let n = ns("nameserver fe80::1%eth0\n").unwrap();
+        assert!(n.glibc.is_some() && n.musl.is_none());
+        assert_eq!(ns("nameserver 2001:db8::1%eth0\n").unwrap().musl, None);
+    }
+
+    #[test]
+    fn musl_skips_a_line_with_a_nul_byte_and_the_line_after_it() {
+        let conf = parse(b"nameserver 10.0.0.1\0\nnameserver 10.0.0.2\nnameserver 10.0.0.3\n");
+        let musl: Vec<_> = conf.nameservers().map(|n| n.musl.is_some()).collect();
+        assert_eq!(musl, [false, false, true]);
+        assert!(conf.nameservers().all(|n| n.glibc.is_some()));
+        // The last line, without a newline, is read up to the NUL.
+        let conf = parse(b"search a\nnameserver 10.0.0.1\0x");
+        assert!(conf.nameservers().all(|n| n.is_usable_by_all()));
+    }
+
+    #[test]
+    fn musl_skips_a_last_line_that_fills_its_buffer() {
+        let line = |len: usize| format!("nameserver 10.0.0.2{}", " ".repeat(len - 19));
+        assert!(parse(line(254).as_bytes())
+            .nameservers()
+            .all(|n| n.musl.is_some()));
+        assert!(parse(line(255).as_bytes())
+            .nameservers()
+            .all(|n| n.musl.is_none()));
     }
 
     #[test]

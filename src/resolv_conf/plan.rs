@@ -1,6 +1,6 @@
 //! What to change in a resolv.conf, and the text that results (rules R1, R2, R3, R6).
 
-use super::parse::ResolvConf;
+use super::parse::{parse, Nameserver, ResolvConf};
 
 /// What the user asked for 127.0.0.11 when other nameservers exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,16 +47,16 @@ pub fn plan(conf: &ResolvConf, policy: Policy) -> Plan {
         .filter(|(_, l)| l.nameserver.is_some_and(|n| n.is_embedded()))
         .map(|(i, _)| i)
         .collect();
-    // Only a server that glibc and musl both read may replace 127.0.0.11: a CRLF or `#`-suffixed
-    // line that one of them rejects would leave that library with zero servers, and both then
-    // fall back to 127.0.0.1, which is worse than the delay we are removing.
+    // Only a server that glibc and musl both read may replace 127.0.0.11: a CRLF or long line
+    // that one of them rejects would leave that library with zero servers, and both then fall
+    // back to 127.0.0.1, which is worse than the delay we are removing.
     let others = conf
         .nameservers()
         .filter(|n| !n.is_embedded() && n.is_usable_by_all())
         .count();
     let outcome = if embedded.is_empty() {
         Outcome::NoEmbedded
-    } else if others == 0 {
+    } else if others == 0 || !every_library_keeps_a_server(conf, &embedded) {
         Outcome::OnlyNameserver
     } else if policy == Policy::Keep {
         Outcome::Kept
@@ -66,9 +66,28 @@ pub fn plan(conf: &ResolvConf, policy: Policy) -> Plan {
     Plan { outcome }
 }
 
+/// R3 again, on the file as it would be without the `dropped` lines: a C library that reads a
+/// nameserver now must still read one, and none may read 127.0.0.11 any more (R6: a second run
+/// changes nothing). Counting on each line is not enough because musl skips the line after one
+/// with a NUL byte: removing a line changes what musl reads of the line that follows it.
+fn every_library_keeps_a_server(conf: &ResolvConf, dropped: &[usize]) -> bool {
+    let after = lines_without(conf, dropped);
+    let after = parse(&after);
+    let reads =
+        |conf: &ResolvConf, library: fn(&Nameserver) -> bool| conf.nameservers().any(library);
+    let libraries: [fn(&Nameserver) -> bool; 2] = [|n| n.glibc.is_some(), |n| n.musl.is_some()];
+    !reads(&after, Nameserver::is_embedded)
+        && libraries
+            .into_iter()
+            .all(|library| !reads(conf, library) || reads(&after, library))
+}
+
 /// The file's new content: every line the plan keeps, byte for byte and in order.
 pub fn render(conf: &ResolvConf, plan: &Plan) -> Vec<u8> {
-    let dropped = plan.dropped();
+    lines_without(conf, plan.dropped())
+}
+
+fn lines_without(conf: &ResolvConf, dropped: &[usize]) -> Vec<u8> {
     conf.lines
         .iter()
         .enumerate()
@@ -107,6 +126,16 @@ mod tests {
     #[test]
     fn a_server_only_one_library_reads_does_not_count() {
         let text = "nameserver 127.0.0.11\nnameserver 10.0.0.2#office\nnameserver 10.0.0.3\r\n";
+        assert_eq!(fix(text).0, Outcome::OnlyNameserver);
+    }
+
+    #[test]
+    fn a_line_musl_skips_cannot_stand_in_for_the_embedded_resolver() {
+        // musl skips a line with a NUL byte and the line after it.
+        let text = "nameserver 127.0.0.11\nnameserver 10.0.0.2\0x\nnameserver 10.0.0.3\n";
+        assert_eq!(fix(text).0, Outcome::OnlyNameserver);
+        // Dropping 127.0.0.11 would move 10.0.0.2 to where musl no longer reads it.
+        let text = "search a\0\nnameserver 127.0.0.11\nnameserver 10.0.0.2\n";
         assert_eq!(fix(text).0, Outcome::OnlyNameserver);
     }
 

@@ -49,7 +49,10 @@ pub fn require(met: bool, what: &str, test: &str) -> bool {
     // Straight to stderr: the test harness captures eprintln! of passing tests, and a skip
     // must be seen.
     use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {what} is not available on this machine");
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {what} is not available on this machine"
+    );
     false
 }
 
