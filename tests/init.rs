@@ -3,45 +3,15 @@
 
 mod common;
 
+use common::TempDir;
+
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::libc;
-
-/// A scratch directory for one test, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(test: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("shim-init-{test}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
-        Scratch(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn script(&self, name: &str, body: &str) -> String {
-        let path = self.path(name);
-        fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-        path.to_str().unwrap().to_owned()
-    }
-    fn read(&self, name: &str) -> String {
-        fs::read_to_string(self.path(name)).unwrap_or_default()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// shim's command line, with an empty resolv.conf so that the fix has nothing to do.
 fn shim_args(args: &[&str]) -> Vec<String> {
@@ -158,7 +128,7 @@ fn every_signal_sent_to_shim_reaches_the_app() {
     if !common::require_root("every_signal_sent_to_shim_reaches_the_app") {
         return;
     }
-    let dir = Scratch::new("signals");
+    let dir = TempDir::new("signals");
     let log = dir.path("log");
     let app = dir.script(
         "app",
@@ -274,7 +244,7 @@ fn pgroup_forwards_to_the_apps_children_too() {
     if !common::require_root("pgroup_forwards_to_the_apps_children_too") {
         return;
     }
-    let dir = Scratch::new("pgroup");
+    let dir = TempDir::new("pgroup");
     let log = dir.path("log");
     let app = dir.script(
         "app",
@@ -315,7 +285,7 @@ fn grace_lets_leftovers_run_their_term_handler() {
     if !common::require_root("grace_lets_leftovers_run_their_term_handler") {
         return;
     }
-    let dir = Scratch::new("grace");
+    let dir = TempDir::new("grace");
     let log = dir.path("log");
     let app = dir.script(
         "app",
@@ -410,7 +380,7 @@ fn not_pid1_shim_becomes_the_app_silently() {
 
 #[test]
 fn supervise_stays_reaps_and_forwards() {
-    let dir = Scratch::new("supervise");
+    let dir = TempDir::new("supervise");
     let log = dir.path("log");
     // The app leaves an orphan that exits soon; shim, its subreaper, must reap it. Then the app
     // lists its parent's children: itself only, no zombie.
@@ -495,7 +465,7 @@ fn under_a_terminal_the_app_is_the_foreground_group() {
 /// DNS query to 192.0.2.53 waits for an ARP answer that never comes (a veth pair with both ends
 /// in the namespace, nobody holding the address), then execs shim
 /// with a probe through that server: a start-up that takes `--probe-timeout`.
-fn slow_start(dir: &Scratch, shim_args: &[&str]) -> Vec<String> {
+fn slow_start(dir: &TempDir, shim_args: &[&str]) -> Vec<String> {
     let resolv = dir.path("resolv.conf");
     fs::write(&resolv, "nameserver 192.0.2.53\n").unwrap();
     let setup = "ip link set lo up && ip link add v0 type veth peer name v1 && \
@@ -518,7 +488,7 @@ fn a_sigterm_during_a_slow_start_reaches_the_app() {
     if !common::require_root("a_sigterm_during_a_slow_start_reaches_the_app") {
         return;
     }
-    let dir = Scratch::new("slow-pid1");
+    let dir = TempDir::new("slow-pid1");
     let args = slow_start(&dir, &["--", "/bin/sleep", "20"]);
     let mut cmd = Command::new("unshare");
     cmd.args(["--net", "--pid", "--fork", "--mount-proc", "--"])
@@ -551,7 +521,7 @@ fn a_sigterm_during_a_slow_start_reaches_the_app_under_supervise() {
     if !common::require_root("a_sigterm_during_a_slow_start_reaches_the_app_under_supervise") {
         return;
     }
-    let dir = Scratch::new("slow-supervise");
+    let dir = TempDir::new("slow-supervise");
     let args = slow_start(&dir, &["--supervise", "--", "/bin/sleep", "20"]);
     let mut cmd = Command::new("unshare");
     cmd.args(["--net", "--"]).args(&args);
@@ -574,7 +544,7 @@ fn a_sigterm_during_a_slow_start_ends_shim_before_the_exec() {
     if !common::require_root("a_sigterm_during_a_slow_start_ends_shim_before_the_exec") {
         return;
     }
-    let dir = Scratch::new("slow-exec");
+    let dir = TempDir::new("slow-exec");
     let marker = dir.path("app-ran");
     let app = format!("touch {}", marker.display());
     let args = slow_start(&dir, &["--", "/bin/sh", "-c", &app]);

@@ -4,72 +4,17 @@
 
 mod common;
 
+use common::{Mounts, TempDir};
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
-
-use nix::mount::{mount, MsFlags};
-use nix::sched::{unshare, CloneFlags};
 
 const DOCKER25: &[u8] =
     b"search corp.example\nnameserver 127.0.0.11\nnameserver 2001:db8::53\noptions ndots:0\n";
 const FIXED: &[u8] = b"search corp.example\nnameserver 2001:db8::53\noptions ndots:0\n";
-
-/// A temporary directory removed on drop, even when the test fails.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(test: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("shim-{test}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        TempDir(dir)
-    }
-    fn file(&self, name: &str, content: &[u8]) -> PathBuf {
-        let path = self.0.join(name);
-        fs::write(&path, content).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A private mount namespace for this test thread (and the processes it starts): the mounts
-/// vanish with it.
-fn private_mounts() {
-    unshare(CloneFlags::CLONE_NEWNS).expect("unshare(CLONE_NEWNS)");
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .expect("make / private");
-}
-
-/// `source` bind-mounted over `target`, as Docker mounts the container's resolv.conf.
-fn bind(source: &Path, target: &Path, read_only: bool) {
-    mount(
-        Some(source),
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .expect("bind mount");
-    if read_only {
-        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-        mount(None::<&str>, target, None::<&str>, flags, None::<&str>).expect("read-only remount");
-    }
-}
 
 fn shim(resolv_conf: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(common::shim());
@@ -98,10 +43,10 @@ fn a_bind_mounted_file_is_rewritten_in_place_where_rename_fails() {
         return;
     }
     let dir = TempDir::new("bind");
-    private_mounts();
+    let mut mounts = Mounts::private();
     let source = dir.file("container-resolv.conf", DOCKER25);
     let target = dir.file("resolv.conf", b"");
-    bind(&source, &target, false);
+    mounts.bind(&source, &target);
     let inode = fs::metadata(&target).unwrap().ino();
 
     // What `sed -i` does: write a new file and rename it over the target.
@@ -136,10 +81,11 @@ fn a_read_only_mount_gives_one_clear_line_and_the_app_still_runs() {
         return;
     }
     let dir = TempDir::new("rofs");
-    private_mounts();
+    let mut mounts = Mounts::private();
     let source = dir.file("container-resolv.conf", DOCKER25);
     let target = dir.file("resolv.conf", b"");
-    bind(&source, &target, true);
+    mounts.bind(&source, &target);
+    mounts.bind_read_only(&target);
 
     let out = common::output(&mut shim(&target, &[]));
     assert!(out.status.success(), "{}", common::stderr(&out));
@@ -197,7 +143,7 @@ fn a_user_without_write_permission_is_told_about_user() {
 #[test]
 fn a_missing_file_is_never_created() {
     let dir = TempDir::new("missing");
-    let file = dir.0.join("resolv.conf");
+    let file = dir.path("resolv.conf");
     let out = common::output(&mut shim(&file, &[]));
     assert!(out.status.success());
     assert!(app_ran(&out));
@@ -306,7 +252,7 @@ fn embedded_keep_keeps() {
 fn the_file_is_found_through_a_symlink_and_the_link_stays() {
     let dir = TempDir::new("symlink");
     let real = dir.file("stub-resolv.conf", DOCKER25);
-    let link = dir.0.join("resolv.conf");
+    let link = dir.path("resolv.conf");
     std::os::unix::fs::symlink(&real, &link).unwrap();
     let out = common::output(&mut shim(&link, &[]));
     assert!(out.status.success() && app_ran(&out));

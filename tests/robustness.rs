@@ -6,113 +6,24 @@
 
 mod common;
 
+use common::{Mounts, TempDir};
+
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::libc;
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sched::{unshare, CloneFlags};
+use nix::mount::MsFlags;
 
 const DOCKER25: &[u8] =
     b"search corp.example\nnameserver 127.0.0.11\nnameserver 2001:db8::53\noptions ndots:0\n";
 const FIXED: &[u8] = b"search corp.example\nnameserver 2001:db8::53\noptions ndots:0\n";
-
-/// A temporary directory removed on drop, even when the test fails.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(test: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("shim-robust-{test}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn file(&self, name: &str, content: &[u8]) -> PathBuf {
-        let path = self.path(name);
-        fs::write(&path, content).unwrap();
-        path
-    }
-    fn script(&self, name: &str, body: &str) -> String {
-        let path = self.file(name, format!("#!/bin/sh\n{body}").as_bytes());
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-        path.to_str().unwrap().to_owned()
-    }
-    fn read(&self, name: &str) -> String {
-        fs::read_to_string(self.path(name)).unwrap_or_default()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Mounts made in this thread's private mount namespace, undone (lazily) on drop, so that the
-/// temporary directory under them can be removed. Declare it after the TempDir.
-struct Mounts(Vec<PathBuf>);
-
-impl Mounts {
-    /// A private mount namespace for this test thread and the processes it starts.
-    fn private() -> Mounts {
-        unshare(CloneFlags::CLONE_NEWNS).expect("unshare(CLONE_NEWNS)");
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .expect("make / private");
-        Mounts(Vec::new())
-    }
-    fn bind(&mut self, source: &Path, target: &Path) {
-        mount(
-            Some(source),
-            target,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .expect("bind mount");
-        self.0.push(target.to_owned());
-    }
-    fn tmpfs(&mut self, target: &Path, options: &str, flags: MsFlags) {
-        fs::create_dir_all(target).unwrap();
-        mount(
-            Some("shim-test"),
-            target,
-            Some("tmpfs"),
-            flags,
-            Some(options),
-        )
-        .expect("tmpfs");
-        self.0.push(target.to_owned());
-    }
-    fn remount_read_only(&self, target: &Path) {
-        let flags = MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-        mount(None::<&str>, target, None::<&str>, flags, None::<&str>).expect("remount ro");
-    }
-}
-
-impl Drop for Mounts {
-    fn drop(&mut self) {
-        for target in self.0.iter().rev() {
-            let _ = umount2(target, MntFlags::MNT_DETACH);
-        }
-    }
-}
 
 /// Children killed and waited for on drop, whatever happened to the test.
 struct Children(Vec<Child>);

@@ -4,12 +4,11 @@
 
 mod common;
 
+use common::{Mounts, TempDir};
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-use nix::mount::{mount, MsFlags};
-use nix::sched::{unshare, CloneFlags};
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
     nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n\
@@ -17,46 +16,17 @@ const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
 const GROUP: &str = "root:x:0:\nnogroup:x:65534:\napp:x:1000:\nvideo:x:44:app\naudio:x:29:\n";
 const RESOLV: &str = "nameserver 127.0.0.11\nnameserver 2001:db8::53\n";
 
-struct Etc(PathBuf);
-
-impl Drop for Etc {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A private mount namespace whose /etc/passwd and /etc/group are ours, and a resolv.conf that
-/// only root may write.
-fn private_etc(test: &str) -> (Etc, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("shim-user-{test}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    let etc = Etc(dir.clone());
-    unshare(CloneFlags::CLONE_NEWNS).unwrap();
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .unwrap();
+/// only root may write. Drop the mounts before the directory: keep the tuple's order.
+fn private_etc(test: &str) -> (TempDir, Mounts, PathBuf) {
+    let dir = TempDir::new(test);
+    let mut mounts = Mounts::private();
     for (name, content) in [("passwd", PASSWD), ("group", GROUP)] {
-        let file = dir.join(name);
-        fs::write(&file, content).unwrap();
-        let target = Path::new("/etc").join(name);
-        mount(
-            Some(&file),
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .unwrap();
+        let file = dir.file(name, content.as_bytes());
+        mounts.bind(&file, &Path::new("/etc").join(name));
     }
-    let resolv = dir.join("resolv.conf");
-    fs::write(&resolv, RESOLV).unwrap();
-    (etc, resolv)
+    let resolv = dir.file("resolv.conf", RESOLV.as_bytes());
+    (dir, mounts, resolv)
 }
 
 /// uid, gid, groups and HOME as the app sees them.
@@ -75,7 +45,7 @@ fn the_app_runs_as_the_user_asked_for_after_the_fix() {
     if !common::require_root("the_app_runs_as_the_user_asked_for_after_the_fix") {
         return;
     }
-    let (_etc, resolv) = private_etc("ids");
+    let (_dir, _mounts, resolv) = private_etc("ids");
     let cases = [
         ("nobody", "65534 65534 65534 /nonexistent"),
         ("65534:65534", "65534 65534 65534 /nonexistent"),
@@ -102,7 +72,7 @@ fn an_unknown_user_stops_before_the_app() {
     if !common::require_root("an_unknown_user_stops_before_the_app") {
         return;
     }
-    let (_etc, resolv) = private_etc("unknown");
+    let (_dir, _mounts, resolv) = private_etc("unknown");
     for user in ["ghost", "app:ghosts"] {
         let out = run_as(&resolv, user);
         assert_eq!(out.status.code(), Some(1), "--user {user}");

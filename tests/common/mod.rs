@@ -2,9 +2,14 @@
 //! root or Docker skips visibly on a machine that lacks them (and fails instead under CI=true).
 #![allow(dead_code)]
 
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
 
 /// The shim built by `cargo test` for the host (debug profile).
 pub fn shim() -> &'static Path {
@@ -77,4 +82,100 @@ pub fn stderr(out: &Output) -> String {
 
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A temporary directory removed on drop, even when the test fails.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(test: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("shim-{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        TempDir(dir)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    pub fn file(&self, name: &str, content: &[u8]) -> PathBuf {
+        let path = self.path(name);
+        fs::write(&path, content).unwrap();
+        path
+    }
+    pub fn script(&self, name: &str, body: &str) -> String {
+        let path = self.file(name, format!("#!/bin/sh\n{body}").as_bytes());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+    pub fn read(&self, name: &str) -> String {
+        fs::read_to_string(self.path(name)).unwrap_or_default()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Mounts made in this thread's private mount namespace, undone (lazily) on drop, so that the
+/// temporary directory under them can be removed. Declare it after the TempDir.
+pub struct Mounts(Vec<PathBuf>);
+
+impl Mounts {
+    /// A private mount namespace for this test thread and the processes it starts.
+    pub fn private() -> Mounts {
+        unshare(CloneFlags::CLONE_NEWNS).expect("unshare(CLONE_NEWNS)");
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .expect("make / private");
+        Mounts(Vec::new())
+    }
+    pub fn bind(&mut self, source: &Path, target: &Path) {
+        mount(
+            Some(source),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .expect("bind mount");
+        self.0.push(target.to_owned());
+    }
+    pub fn tmpfs(&mut self, target: &Path, options: &str, flags: MsFlags) {
+        fs::create_dir_all(target).unwrap();
+        mount(
+            Some("shim-test"),
+            target,
+            Some("tmpfs"),
+            flags,
+            Some(options),
+        )
+        .expect("tmpfs");
+        self.0.push(target.to_owned());
+    }
+    /// Make a bind mount read-only (only this mount, not the file system under it).
+    pub fn bind_read_only(&self, target: &Path) {
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        mount(None::<&str>, target, None::<&str>, flags, None::<&str>).expect("read-only bind");
+    }
+    /// Make a whole file system read-only: only for one the test mounted itself.
+    pub fn remount_read_only(&self, target: &Path) {
+        let flags = MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        mount(None::<&str>, target, None::<&str>, flags, None::<&str>).expect("remount ro");
+    }
+}
+
+impl Drop for Mounts {
+    fn drop(&mut self) {
+        for target in self.0.iter().rev() {
+            let _ = umount2(target, MntFlags::MNT_DETACH);
+        }
+    }
 }
