@@ -19,11 +19,10 @@ use super::plan::{plan, render, Outcome, Policy};
 /// A resolv.conf is a few hundred bytes; a larger file is not one we should rewrite.
 const MAX_SIZE: u64 = 16 << 20;
 
-/// What a fix did, and the content the app will now read.
+/// What a fix did.
 #[derive(Debug)]
 pub struct Fixed {
     pub outcome: Outcome,
-    pub content: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -71,18 +70,13 @@ pub fn read(path: &Path) -> Result<Vec<u8>, FixError> {
 
 /// Apply `policy` to the file at `path`, in place. A file that needs no change is only read.
 pub fn fix(path: &Path, policy: Policy) -> Result<Fixed, FixError> {
-    let content = read(path)?;
-    if !plan(&parse(&content), policy).changes() {
-        return Ok(unchanged(&content, policy));
+    let plan = plan(&parse(&read(path)?), policy);
+    if !plan.changes() {
+        return Ok(Fixed {
+            outcome: plan.outcome,
+        });
     }
     rewrite(path, policy).map_err(|cause| error(path, true, cause))
-}
-
-fn unchanged(content: &[u8], policy: Policy) -> Fixed {
-    Fixed {
-        outcome: plan(&parse(content), policy).outcome,
-        content: content.to_vec(),
-    }
 }
 
 fn rewrite(path: &Path, policy: Policy) -> io::Result<Fixed> {
@@ -96,7 +90,9 @@ fn rewrite(path: &Path, policy: Policy) -> io::Result<Fixed> {
     let conf = parse(&before);
     let plan = plan(&conf, policy);
     if !plan.changes() {
-        return Ok(unchanged(&before, policy));
+        return Ok(Fixed {
+            outcome: plan.outcome,
+        });
     }
     let after = render(&conf, &plan);
     if let Err(cause) = write_in_place(&file, &after, before.len()) {
@@ -107,7 +103,6 @@ fn rewrite(path: &Path, policy: Policy) -> io::Result<Fixed> {
     }
     Ok(Fixed {
         outcome: plan.outcome,
-        content: after,
     })
 }
 
