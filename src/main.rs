@@ -8,6 +8,11 @@
 //! keeps every disposition as we found it, and skips work a user pays for on every start.
 #![no_main]
 
+mod arena;
+
+#[global_allocator]
+static ALLOCATOR: arena::Arena = arena::Arena;
+
 use std::ffi::{CStr, OsString};
 use std::os::raw::{c_char, c_int};
 use std::os::unix::ffi::OsStrExt;
@@ -18,13 +23,17 @@ use shim::resolv_conf::{self, Outcome, Policy};
 use shim::{check, debug, error, info, log, privileges, probe, supervisor, warn};
 
 /// # Safety
-/// Called by the C runtime with `argc` valid C strings in `argv`.
+/// Called by the C runtime with `argc` valid C strings in `argv` and a null-terminated `envp`.
 #[no_mangle]
-pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+pub unsafe extern "C" fn main(
+    argc: c_int,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
     let args: Vec<OsString> = (1..argc as usize)
         .map(|i| std::ffi::OsStr::from_bytes(CStr::from_ptr(*argv.add(i)).to_bytes()).to_owned())
         .collect();
-    let Invocation { options, mode } = match cli::parse(&args, |name| std::env::var_os(name)) {
+    let Invocation { options, mode } = match cli::parse(&args, shim_env(envp)) {
         Ok(invocation) => invocation,
         Err(Usage(line)) => {
             eprintln!("shim: {line}");
@@ -110,5 +119,29 @@ fn fix_resolv_conf(options: &Options) -> bool {
             }
             false
         }
+    }
+}
+
+/// Our own variables, found in one pass over the environment, for `cli::parse` to look up; rather
+/// than one `std::env::var_os` per SHIM_* name (a lock, a C string, a scan of the whole
+/// environment and a copy each).
+///
+/// # Safety
+/// `envp` is the null-terminated environment the C runtime gave `main`.
+unsafe fn shim_env(mut envp: *const *const c_char) -> impl Fn(&str) -> Option<OsString> {
+    let mut ours: Vec<&'static [u8]> = Vec::new();
+    while !(*envp).is_null() {
+        let var = CStr::from_ptr(*envp).to_bytes();
+        if var.starts_with(b"SHIM_") {
+            ours.push(var);
+        }
+        envp = envp.add(1);
+    }
+    move |name: &str| {
+        ours.iter().find_map(|var| {
+            var.strip_prefix(name.as_bytes())
+                .and_then(|rest| rest.strip_prefix(b"="))
+                .map(|value| std::ffi::OsStr::from_bytes(value).to_owned())
+        })
     }
 }

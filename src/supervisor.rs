@@ -94,6 +94,7 @@ pub fn run(command: &[OsString], signals: HeldSignals, how: Supervision) -> ! {
         exit(1)
     });
     let app = spawn(&argv, &signals.original);
+    shed_startup_pages();
     let status = supervise(&fd, app, how.pgroup);
     if !how.grace.is_zero() {
         end_leftovers(&fd, app, pid1, how.grace);
@@ -311,4 +312,37 @@ fn children() -> Vec<pid_t> {
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
         .collect()
+}
+
+/// While it waits, shim needs a few pages of its own code. Start-up touched many more, and the
+/// kernel's fault-around mapped up to 16 neighbours for each: most of the binary ends up in our
+/// RSS. Drop the read-only segments' pages from our page tables (they stay in the page cache:
+/// nothing is lost) and turn fault-around off for them (MADV_RANDOM), so that only the pages the
+/// wait loop runs come back, one at a time.
+fn shed_startup_pages() {
+    // SAFETY: AT_PHDR points at our own program headers, AT_PHNUM of them; the ranges advised are
+    // our read-only PT_LOAD segments, whose pages can be dropped and faulted in again at will.
+    unsafe {
+        let phdr = libc::getauxval(libc::AT_PHDR) as *const libc::Elf64_Phdr;
+        let phnum = libc::getauxval(libc::AT_PHNUM) as usize;
+        if phdr.is_null() {
+            return;
+        }
+        let headers = std::slice::from_raw_parts(phdr, phnum);
+        // The load bias: 0 for a static executable, the load address for a static PIE.
+        let bias = headers
+            .iter()
+            .find(|h| h.p_type == libc::PT_PHDR)
+            .map_or(0, |h| phdr as usize - h.p_vaddr as usize);
+        for h in headers {
+            if h.p_type != libc::PT_LOAD || h.p_flags & libc::PF_W != 0 {
+                continue;
+            }
+            let start = (bias + h.p_vaddr as usize) & !4095;
+            let end = (bias + (h.p_vaddr + h.p_memsz) as usize + 4095) & !4095;
+            let addr = start as *mut libc::c_void;
+            libc::madvise(addr, end - start, libc::MADV_RANDOM);
+            libc::madvise(addr, end - start, libc::MADV_DONTNEED);
+        }
+    }
 }

@@ -249,9 +249,11 @@ fn pgroup_forwards_to_the_apps_children_too() {
     let app = dir.script(
         "app",
         "log=$1; shift\n\
-         (trap \"echo child-got-term >> $log; exit 0\" TERM; while :; do sleep 0.02; done) &\n\
+         (trap \"echo child-got-term >> $log; exit 0\" TERM; echo child-armed >> $log;\n\
+          while :; do sleep 0.02; done) &\n\
          bg=$!\n\
          trap \"$*\" TERM\n\
+         until grep -q child-armed $log; do sleep 0.01; done\n\
          echo ready >> $log\n\
          while :; do sleep 0.02; done\n",
     );
@@ -290,8 +292,9 @@ fn grace_lets_leftovers_run_their_term_handler() {
     let app = dir.script(
         "app",
         "log=$1\n\
-         (trap \"sleep 0.2; echo cleaned-up >> $log; exit 0\" TERM; while :; do sleep 0.02; done) &\n\
-         sleep 0.2\n\
+         (trap \"sleep 0.2; echo cleaned-up >> $log; exit 0\" TERM; echo armed >> $log;\n\
+          while :; do sleep 0.02; done) &\n\
+         until grep -q armed $log; do sleep 0.01; done\n\
          exit 5\n",
     );
     let out = common::output(&mut as_pid1(&[
@@ -302,14 +305,14 @@ fn grace_lets_leftovers_run_their_term_handler() {
         log.to_str().unwrap(),
     ]));
     assert_eq!(out.status.code(), Some(5), "{}", common::stderr(&out));
-    assert_eq!(dir.read("log"), "cleaned-up\n");
+    assert_eq!(dir.read("log"), "armed\ncleaned-up\n");
 
     // Without --grace, PID 1 exits at once and the kernel kills the rest: no handler runs.
     fs::remove_file(&log).unwrap();
     let out = common::output(&mut as_pid1(&["--", &app, log.to_str().unwrap()]));
     assert_eq!(out.status.code(), Some(5));
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(dir.read("log"), "");
+    assert_eq!(dir.read("log"), "armed\n");
 }
 
 #[test]

@@ -70,24 +70,8 @@ pub fn read(path: &Path) -> Result<Vec<u8>, FixError> {
 
 /// Apply `policy` to the file at `path`, in place. A file that needs no change is only read.
 pub fn fix(path: &Path, policy: Policy) -> Result<Fixed, FixError> {
-    let plan = plan(&parse(&read(path)?), policy);
-    if !plan.changes() {
-        return Ok(Fixed {
-            outcome: plan.outcome,
-        });
-    }
-    rewrite(path, policy).map_err(|cause| error(path, true, cause))
-}
-
-fn rewrite(path: &Path, policy: Policy) -> io::Result<Fixed> {
-    let file = OpenOptions::new().read(true).write(true).open(path)?;
-    // Containers that share one file (`--network container:`, a Kubernetes pod) may all start a
-    // shim at once: the lock makes the read-plan-write of each one atomic for the others, and
-    // the plan is made again on what we read under it, since another shim may have fixed it.
-    let file =
-        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| io::Error::from(errno))?;
-    let before = read_all(&file)?;
-    let conf = parse(&before);
+    let content = read(path)?;
+    let conf = parse(&content);
     let plan = plan(&conf, policy);
     if !plan.changes() {
         return Ok(Fixed {
@@ -95,15 +79,45 @@ fn rewrite(path: &Path, policy: Policy) -> io::Result<Fixed> {
         });
     }
     let after = render(&conf, &plan);
+    rewrite(path, policy, &content, (plan.outcome, after)).map_err(|cause| error(path, true, cause))
+}
+
+/// `planned`: the outcome and the new text for `seen`, what `fix` read before taking the lock.
+fn rewrite(
+    path: &Path,
+    policy: Policy,
+    seen: &[u8],
+    planned: (Outcome, Vec<u8>),
+) -> io::Result<Fixed> {
+    let file = OpenOptions::new().read(true).write(true).open(path)?;
+    // Containers that share one file (`--network container:`, a Kubernetes pod) may all start a
+    // shim at once: the lock makes the read-plan-write of each one atomic for the others, and
+    // the plan is made again on what we read under it, since another shim may have fixed it.
+    let file =
+        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| io::Error::from(errno))?;
+    let before = read_all(&file)?;
+    // Almost always the file is still what `fix` planned on: no second parse. If another shim
+    // changed it in between, plan again on what we now hold.
+    let (outcome, after) = if before == seen {
+        planned
+    } else {
+        let conf = parse(&before);
+        let plan = plan(&conf, policy);
+        if !plan.changes() {
+            return Ok(Fixed {
+                outcome: plan.outcome,
+            });
+        }
+        let after = render(&conf, &plan);
+        (plan.outcome, after)
+    };
     if let Err(cause) = write_in_place(&file, &after, before.len()) {
         // Whatever part of the new text reached the file, put the old one back: a half-written
         // resolv.conf is worse than the one Docker gave us.
         let _ = write_in_place(&file, &before, before.len());
         return Err(cause);
     }
-    Ok(Fixed {
-        outcome: plan.outcome,
-    })
+    Ok(Fixed { outcome })
 }
 
 fn write_in_place(file: &File, content: &[u8], old_len: usize) -> io::Result<()> {

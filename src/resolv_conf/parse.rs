@@ -87,8 +87,9 @@ pub fn parse(bytes: &[u8]) -> ResolvConf<'_> {
     let lines = bytes
         .split_inclusive(|&b| b == b'\n')
         .map(|raw| {
-            let musl_reads = !hidden && musl_reads_line(raw);
-            hidden = !hidden && musl_hides_next_line(raw);
+            let nul = raw.contains(&0);
+            let musl_reads = !hidden && musl_reads_line(raw, nul);
+            hidden = !hidden && musl_hides_next_line(raw, nul);
             let nameserver = nameserver(raw).map(|n| Nameserver {
                 musl: n.musl.filter(|_| musl_reads),
                 ..n
@@ -101,16 +102,16 @@ pub fn parse(bytes: &[u8]) -> ResolvConf<'_> {
 
 /// musl's `fgets(line, 256, f)` keeps a line only if, as a C string, it ends in `\n` within the
 /// buffer, or it is the last line and shorter than the buffer's 255 bytes of text.
-fn musl_reads_line(raw: &[u8]) -> bool {
+fn musl_reads_line(raw: &[u8], nul: bool) -> bool {
     match raw.strip_suffix(b"\n") {
-        Some(_) => raw.len() <= MUSL_MAX_LINE && !raw.contains(&0),
+        Some(_) => raw.len() <= MUSL_MAX_LINE && !nul,
         None => raw.len() < MUSL_MAX_LINE,
     }
 }
 
 /// A line with a NUL byte that fits the buffer: musl reads away the next line after skipping it.
-fn musl_hides_next_line(raw: &[u8]) -> bool {
-    raw.ends_with(b"\n") && raw.len() <= MUSL_MAX_LINE && raw.contains(&0)
+fn musl_hides_next_line(raw: &[u8], nul: bool) -> bool {
+    raw.ends_with(b"\n") && raw.len() <= MUSL_MAX_LINE && nul
 }
 
 /// The part of a line a C library looks at: up to the first NUL, without the newline.
@@ -123,6 +124,11 @@ fn c_text(raw: &[u8]) -> &[u8] {
 }
 
 fn nameserver(raw: &[u8]) -> Option<Nameserver> {
+    // The keyword's ten bytes hold no NUL and no newline: a line that does not start with it
+    // cannot be a nameserver line, and most lines are not; skip the scan for a NUL there.
+    if !raw.starts_with(b"nameserver") {
+        return None;
+    }
     let text = c_text(raw);
     let rest = text.strip_prefix(b"nameserver")?;
     // glibc requires a blank after the keyword; musl accepts any white space there too, but a
@@ -131,10 +137,17 @@ fn nameserver(raw: &[u8]) -> Option<Nameserver> {
         return None;
     }
     let value = trim_start(rest);
-    let glibc = address(token(value, |b| matches!(b, b' ' | b'\t')));
+    let glibc_token = token(value, |b| matches!(b, b' ' | b'\t'));
+    let glibc = address(glibc_token);
     let musl_reads_line = raw.len() <= MUSL_MAX_LINE;
     let musl_token = token(value, |b| b.is_ascii_whitespace() || b == 0x0b);
-    let musl = address(musl_token).filter(|_| musl_reads_line && musl_reads_scope(musl_token));
+    // Both libraries end the address at the same byte on almost every line: parse it once.
+    let musl = if musl_token == glibc_token {
+        glibc
+    } else {
+        address(musl_token)
+    }
+    .filter(|_| musl_reads_line && musl_reads_scope(musl_token));
     Some(Nameserver { glibc, musl })
 }
 
@@ -165,8 +178,9 @@ fn token(bytes: &[u8], ends: impl Fn(u8) -> bool) -> &[u8] {
 /// An IPv4 dotted quad or an IPv6 address with an optional `%scope`, as `inet_pton` reads them.
 fn address(token: &[u8]) -> Option<IpAddr> {
     let text = std::str::from_utf8(token).ok()?;
-    if let Ok(v4) = text.parse::<Ipv4Addr>() {
-        return Some(IpAddr::V4(v4));
+    // A colon tells them apart: no IPv4 address has one, every IPv6 address does.
+    if !token.contains(&b':') {
+        return text.parse::<Ipv4Addr>().ok().map(IpAddr::V4);
     }
     let without_scope = text.split_once('%').map_or(text, |(addr, _)| addr);
     without_scope.parse::<Ipv6Addr>().ok().map(IpAddr::V6)

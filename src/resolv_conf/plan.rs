@@ -56,7 +56,9 @@ pub fn plan(conf: &ResolvConf, policy: Policy) -> Plan {
         .count();
     let outcome = if embedded.is_empty() {
         Outcome::NoEmbedded
-    } else if others == 0 || !every_library_keeps_a_server(conf, &embedded) {
+    } else if others == 0
+        || (musl_may_hide_lines(conf) && !every_library_keeps_a_server(conf, &embedded))
+    {
         Outcome::OnlyNameserver
     } else if policy == Policy::Keep {
         Outcome::Kept
@@ -64,6 +66,13 @@ pub fn plan(conf: &ResolvConf, policy: Policy) -> Plan {
         Outcome::Drop(embedded)
     };
     Plan { outcome }
+}
+
+/// Only a line with a NUL byte makes musl skip the line after it. Without one, every line reads
+/// the same once the 127.0.0.11 lines are dropped, so the `others` count above proves that both
+/// libraries keep a server and no longer read 127.0.0.11: the second parse can be skipped.
+fn musl_may_hide_lines(conf: &ResolvConf) -> bool {
+    conf.lines.iter().any(|l| l.raw.contains(&0))
 }
 
 /// R3 again, on the file as it would be without the `dropped` lines: a C library that reads a
@@ -88,12 +97,18 @@ pub fn render(conf: &ResolvConf, plan: &Plan) -> Vec<u8> {
 }
 
 fn lines_without(conf: &ResolvConf, dropped: &[usize]) -> Vec<u8> {
-    conf.lines
+    // One copy per line into a buffer of the right size: collecting a byte iterator pushes
+    // byte by byte and grows the vector several times.
+    let mut out = Vec::with_capacity(conf.lines.iter().map(|l| l.raw.len()).sum());
+    for (_, line) in conf
+        .lines
         .iter()
         .enumerate()
         .filter(|(i, _)| !dropped.contains(i))
-        .flat_map(|(_, l)| l.raw.iter().copied())
-        .collect()
+    {
+        out.extend_from_slice(line.raw);
+    }
+    out
 }
 
 #[cfg(test)]
