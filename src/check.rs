@@ -11,10 +11,7 @@ use std::time::Duration;
 
 use crate::cli::{Embedded, Options};
 use crate::probe::{self, Answer, Family, ServerProbe, Status, MAXNS};
-use crate::resolv_conf::{self, Kind, Outcome, Policy, ResolvConf};
-
-/// musl reads each line into a 256-byte buffer and skips a line that does not fit in it.
-const MUSL_MAX_LINE: usize = 255;
+use crate::resolv_conf::{self, Kind, Outcome, Policy, ResolvConf, MUSL_MAX_LINE};
 
 /// Lines are shown up to this many characters: a megabyte line is reported, not printed.
 const SHOWN_CHARS: usize = 160;

@@ -6,5 +6,5 @@ mod parse;
 mod plan;
 
 pub use file::{fix, read, FixError, Fixed};
-pub use parse::{parse, Kind, Line, Nameserver, ResolvConf, EMBEDDED};
+pub use parse::{parse, Kind, Line, Nameserver, ResolvConf, EMBEDDED, MUSL_MAX_LINE};
 pub use plan::{plan, render, Outcome, Plan, Policy};

@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub const EMBEDDED: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 
 /// musl reads lines into a 256-byte buffer and skips any line that does not fit.
-const MUSL_MAX_LINE: usize = 255;
+pub const MUSL_MAX_LINE: usize = 255;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvConf<'a> {
