@@ -464,22 +464,64 @@ fn under_a_terminal_the_app_is_the_foreground_group() {
     );
 }
 
-/// A shell line that makes a network namespace (already entered by `unshare --net`) where a
-/// DNS query to 192.0.2.53 waits for an ARP answer that never comes (a veth pair with both ends
-/// in the namespace, nobody holding the address), then execs shim
-/// with a probe through that server: a start-up that takes `--probe-timeout`.
-fn slow_start(dir: &TempDir, shim_args: &[&str]) -> Vec<String> {
-    let resolv = dir.path("resolv.conf");
-    fs::write(&resolv, "nameserver 192.0.2.53\n").unwrap();
-    let setup = "ip link set lo up && ip link add v0 type veth peer name v1 && \
-                 ip addr add 192.0.2.1/24 dev v0 && ip link set v0 up && ip link set v1 up && \
-                 exec \"$0\" \"$@\"";
-    let mut args = vec!["sh".to_owned(), "-c".to_owned(), setup.to_owned()];
-    args.push(common::shim().to_str().unwrap().to_owned());
-    args.extend(["-q", "--resolv-conf", resolv.to_str().unwrap()].map(String::from));
-    args.extend(["--probe", "example.com", "--probe-timeout", "3000"].map(String::from));
-    args.extend(shim_args.iter().map(|a| a.to_string()));
-    args
+/// shim started with a start-up that lasts its `--probe-timeout` (3 s): in a network namespace
+/// of its own, a DNS query to 192.0.2.53 waits for an ARP answer that never comes (a veth pair
+/// with both ends in the namespace, nobody holding the address). Killed on drop.
+struct SlowStart {
+    unshare: Child,
+    shim: i32,
+}
+
+impl SlowStart {
+    /// `unshare --net UNSHARE_FLAGS -- sh -c SETUP shim --probe ... SHIM_ARGS`.
+    fn start(dir: &TempDir, unshare_flags: &[&str], shim_args: &[&str]) -> SlowStart {
+        let resolv = dir.path("resolv.conf");
+        fs::write(&resolv, "nameserver 192.0.2.53\n").unwrap();
+        let setup = "ip link set lo up && ip link add v0 type veth peer name v1 && \
+                     ip addr add 192.0.2.1/24 dev v0 && ip link set v0 up && ip link set v1 up && \
+                     exec \"$0\" \"$@\"";
+        let mut cmd = Command::new("unshare");
+        cmd.arg("--net")
+            .args(unshare_flags)
+            .args(["--", "sh", "-c", setup]);
+        cmd.arg(common::shim())
+            .args(["-q", "--resolv-conf"])
+            .arg(&resolv);
+        cmd.args(["--probe", "example.com", "--probe-timeout", "3000"]);
+        cmd.args(shim_args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let unshare = cmd.spawn().unwrap();
+        let pid = unshare.id() as i32;
+        // Without --fork the shell execs shim in unshare's own process; with it, in its child.
+        let shim = wait_for(
+            || {
+                std::iter::once(pid)
+                    .chain(first_child(pid))
+                    .find(|&p| is_shim(p))
+            },
+            "shim",
+        );
+        SlowStart { unshare, shim }
+    }
+
+    /// SIGTERM to shim while it is still waiting for the probe.
+    fn terminate_during_start(&self) {
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: plain kill(2).
+        unsafe { libc::kill(self.shim, libc::SIGTERM) };
+    }
+
+    fn wait(&mut self) -> std::process::ExitStatus {
+        self.unshare.wait().unwrap()
+    }
+}
+
+impl Drop for SlowStart {
+    fn drop(&mut self) {
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
 }
 
 fn is_shim(pid: i32) -> bool {
@@ -492,30 +534,16 @@ fn a_sigterm_during_a_slow_start_reaches_the_app() {
         return;
     }
     let dir = TempDir::new("slow-pid1");
-    let args = slow_start(&dir, &["--", "/bin/sleep", "20"]);
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--net", "--pid", "--fork", "--mount-proc", "--"])
-        .args(&args);
-    let mut unshare = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let shim = wait_for(
-        || first_child(unshare.id() as i32).filter(|&p| is_shim(p)),
-        "shim",
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    let flags = ["--pid", "--fork", "--mount-proc"];
+    let mut start = SlowStart::start(&dir, &flags, &["--", "/bin/sleep", "20"]);
+    start.terminate_during_start();
     assert!(
-        first_child(shim).is_none(),
+        first_child(start.shim).is_none(),
         "the app started before the probe ended"
     );
-    // SAFETY: plain kill(2).
-    unsafe { libc::kill(shim, libc::SIGTERM) };
     let started = Instant::now();
-    let status = unshare.wait().unwrap();
     // The app (sleep 20) died of the SIGTERM shim held for it: 128 + 15, long before 20 s.
-    assert_eq!(status.code(), Some(143));
+    assert_eq!(start.wait().code(), Some(143));
     assert!(started.elapsed() < Duration::from_secs(15));
 }
 
@@ -525,20 +553,10 @@ fn a_sigterm_during_a_slow_start_reaches_the_app_under_supervise() {
         return;
     }
     let dir = TempDir::new("slow-supervise");
-    let args = slow_start(&dir, &["--supervise", "--", "/bin/sleep", "20"]);
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--net", "--"]).args(&args);
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as i32;
-    wait_for(|| is_shim(pid).then_some(()), "shim");
-    std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: plain kill(2).
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    assert_eq!(child.wait().unwrap().code(), Some(143));
+    let args = ["--supervise", "--", "/bin/sleep", "20"];
+    let mut start = SlowStart::start(&dir, &[], &args);
+    start.terminate_during_start();
+    assert_eq!(start.wait().code(), Some(143));
 }
 
 #[test]
@@ -550,20 +568,9 @@ fn a_sigterm_during_a_slow_start_ends_shim_before_the_exec() {
     let dir = TempDir::new("slow-exec");
     let marker = dir.path("app-ran");
     let app = format!("touch {}", marker.display());
-    let args = slow_start(&dir, &["--", "/bin/sh", "-c", &app]);
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--net", "--"]).args(&args);
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as i32;
-    wait_for(|| is_shim(pid).then_some(()), "shim");
-    std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: plain kill(2).
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let status = child.wait().unwrap();
+    let mut start = SlowStart::start(&dir, &[], &["--", "/bin/sh", "-c", &app]);
+    start.terminate_during_start();
+    let status = start.wait();
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
     assert!(
         !marker.exists(),
