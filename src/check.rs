@@ -1122,7 +1122,7 @@ mod tests {
 
     #[test]
     fn an_unreadable_file_is_a_failed_check() {
-        let options = crate::cli::parse(&["--check-dns".into()], |_| None)
+        let options = crate::cli::parse(&["--check-dns".as_ref()], |_| None)
             .unwrap()
             .options;
         let r = unreadable("/nope".into(), "x.test", &options, "No such file".into());

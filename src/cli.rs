@@ -2,6 +2,7 @@
 //!
 //! `parse` is pure: it takes the arguments and an environment lookup, so tests give both.
 
+use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -114,8 +115,9 @@ pub struct Options {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
-    Run(Vec<OsString>),
+pub enum Mode<'a> {
+    /// The app and its arguments, borrowed from `parse`'s `args`.
+    Run(Vec<&'a OsStr>),
     CheckDns {
         name: String,
         json: bool,
@@ -126,27 +128,26 @@ pub enum Mode {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invocation {
+pub struct Invocation<'a> {
     pub options: Options,
-    pub mode: Mode,
+    pub mode: Mode<'a>,
 }
 
 /// A usage error: one line for stderr; shim exits 2.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Usage(pub String);
 
-/// `args` is argv without argv[0]; `env` looks a variable up.
-pub fn parse(
-    args: &[OsString],
+/// `args` is argv without argv[0]; `env` looks a variable up. Nothing is copied out of `args`:
+/// the command in `Mode::Run` borrows from it.
+pub fn parse<'a>(
+    args: &[&'a OsStr],
     env: impl Fn(&str) -> Option<OsString>,
-) -> Result<Invocation, Usage> {
+) -> Result<Invocation<'a>, Usage> {
     // argh reads UTF-8; an app's arguments need not be. The command is always argv's tail (a
     // greedy positional takes everything after it), so we take it back from argv as it was.
-    let text: Vec<String> = args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let refs: Vec<&str> = text.iter().map(String::as_str).collect();
+    // An argument that is UTF-8 already, as almost all are, is borrowed rather than copied.
+    let text: Vec<Cow<str>> = args.iter().map(|a| a.to_string_lossy()).collect();
+    let refs: Vec<&str> = text.iter().map(Cow::as_ref).collect();
     let flags = match Flags::from_args(&["shim"], &refs) {
         Ok(flags) => flags,
         Err(early) if early.status.is_ok() => {
@@ -296,18 +297,18 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Invocation, Usage> {
+    fn run<'a>(args: &[&'a str], env: &[(&str, &str)]) -> Result<Invocation<'a>, Usage> {
         let env: HashMap<String, OsString> = env
             .iter()
             .map(|(k, v)| (k.to_string(), OsString::from(v)))
             .collect();
-        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        let args: Vec<&OsStr> = args.iter().map(|&a| OsStr::new(a)).collect();
         parse(&args, |k| env.get(k).cloned())
     }
 
-    fn command(inv: &Invocation) -> Vec<&str> {
+    fn command<'a>(inv: &Invocation<'a>) -> Vec<&'a str> {
         match &inv.mode {
-            Mode::Run(c) => c.iter().map(|a| a.to_str().unwrap()).collect(),
+            Mode::Run(c) => c.iter().map(|&a| a.to_str().unwrap()).collect(),
             other => panic!("not a run: {other:?}"),
         }
     }
@@ -338,9 +339,9 @@ mod tests {
     fn a_non_utf8_argument_reaches_the_app_unchanged() {
         use std::os::unix::ffi::OsStringExt;
         let odd = OsString::from_vec(vec![b'a', 0xff, b'b']);
-        let args = vec![OsString::from("--"), OsString::from("echo"), odd.clone()];
+        let args = [OsStr::new("--"), OsStr::new("echo"), &odd];
         let inv = parse(&args, |_| None).unwrap();
-        assert_eq!(inv.mode, Mode::Run(vec![OsString::from("echo"), odd]));
+        assert_eq!(inv.mode, Mode::Run(vec![OsStr::new("echo"), &odd]));
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod arena;
 #[global_allocator]
 static ALLOCATOR: arena::Arena = arena::Arena;
 
-use std::ffi::{CStr, OsString};
+use std::ffi::{CStr, OsStr, OsString};
 use std::os::raw::{c_char, c_int};
 use std::os::unix::ffi::OsStrExt;
 use std::process::exit;
@@ -30,8 +30,10 @@ pub unsafe extern "C" fn main(
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) -> c_int {
-    let args: Vec<OsString> = (1..argc as usize)
-        .map(|i| std::ffi::OsStr::from_bytes(CStr::from_ptr(*argv.add(i)).to_bytes()).to_owned())
+    let argv = c_args(argc, argv);
+    let args: Vec<&OsStr> = argv
+        .iter()
+        .map(|a| OsStr::from_bytes(a.to_bytes()))
         .collect();
     let Invocation { options, mode } = match cli::parse(&args, shim_env(envp)) {
         Ok(invocation) => invocation,
@@ -45,12 +47,24 @@ pub unsafe extern "C" fn main(
         Mode::Help(text) => print!("{text}"),
         Mode::Version => println!("shim {}", env!("CARGO_PKG_VERSION")),
         Mode::CheckDns { name, json } => exit(check::run(&options, &name, json)),
-        Mode::Run(command) => run(&options, &command),
+        // The command is argv's tail (see `cli::parse`): hand the app the C strings themselves.
+        Mode::Run(command) => run(&options, &argv[argv.len() - command.len()..]),
     }
     0
 }
 
-fn run(options: &Options, command: &[OsString]) -> ! {
+/// shim's arguments without argv[0], borrowed: the C runtime keeps argv for the whole process and
+/// nothing writes to it, so they need no copy.
+///
+/// # Safety
+/// `argv` holds `argc` valid C strings, as the C runtime gives `main`.
+unsafe fn c_args(argc: c_int, argv: *const *const c_char) -> Vec<&'static CStr> {
+    (1..argc as usize)
+        .map(|i| CStr::from_ptr(*argv.add(i)))
+        .collect()
+}
+
+fn run(options: &Options, command: &[&CStr]) -> ! {
     let signals = supervisor::hold_signals();
     let fixed = fix_resolv_conf(options);
     let probed = probe_dns(options);
@@ -131,9 +145,8 @@ fn fix_resolv_conf(options: &Options) -> bool {
 unsafe fn shim_env(mut envp: *const *const c_char) -> impl Fn(&str) -> Option<OsString> {
     let mut ours: Vec<&'static [u8]> = Vec::new();
     while !(*envp).is_null() {
-        let var = CStr::from_ptr(*envp).to_bytes();
-        if var.starts_with(b"SHIM_") {
-            ours.push(var);
+        if is_shim_var(*envp) {
+            ours.push(CStr::from_ptr(*envp).to_bytes());
         }
         envp = envp.add(1);
     }
@@ -141,7 +154,20 @@ unsafe fn shim_env(mut envp: *const *const c_char) -> impl Fn(&str) -> Option<Os
         ours.iter().find_map(|var| {
             var.strip_prefix(name.as_bytes())
                 .and_then(|rest| rest.strip_prefix(b"="))
-                .map(|value| std::ffi::OsStr::from_bytes(value).to_owned())
+                .map(|value| OsStr::from_bytes(value).to_owned())
         })
     }
+}
+
+/// Does the variable start with `SHIM_`? Looked at before measuring it: most of the environment
+/// is not ours, and its long values (PATH) need not be scanned for their end.
+///
+/// # Safety
+/// `var` is a valid C string. The comparison stops at the first byte that differs, at the latest
+/// at its NUL, so it never reads past the string.
+unsafe fn is_shim_var(var: *const c_char) -> bool {
+    b"SHIM_"
+        .iter()
+        .enumerate()
+        .all(|(i, &prefix)| *var.add(i) as u8 == prefix)
 }

@@ -5,9 +5,8 @@
 //! while the resolv.conf fix or the probe runs (I5), and between signals shim sleeps in one
 //! blocking read, with no timer (I9).
 
-use std::ffi::{CString, OsString};
+use std::ffi::CStr;
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
 use std::process::exit;
 use std::time::{Duration, Instant};
 
@@ -63,8 +62,10 @@ pub fn hold_signals() -> HeldSignals {
 }
 
 /// Run the app and never return: exec it, or spawn and supervise it as the design says.
-pub fn run(command: &[OsString], signals: HeldSignals, how: Supervision) -> ! {
-    let argv = c_argv(command);
+///
+/// `argv` is the app's command as C strings: shim's own argv already holds them, so nothing is
+/// copied to make them.
+pub fn run(argv: &[&CStr], signals: HeldSignals, how: Supervision) -> ! {
     let pid1 = getpid().as_raw() == 1;
     if !pid1 && !how.supervise {
         // Not an init: become the app (I4). Restoring the start-up mask first lets a terminating
@@ -80,7 +81,7 @@ pub fn run(command: &[OsString], signals: HeldSignals, how: Supervision) -> ! {
             // SAFETY: plain kill(2) to ourselves, as the sender did.
             unsafe { libc::kill(getpid().as_raw(), libc::SIGPIPE) };
         }
-        exec(&argv);
+        exec(argv);
     }
     if !pid1 {
         // Orphans of the app are re-parented to us rather than to the real PID 1, so we can reap
@@ -93,7 +94,7 @@ pub fn run(command: &[OsString], signals: HeldSignals, how: Supervision) -> ! {
         error!("cannot read signals (signalfd: {e}); not starting the app");
         exit(1)
     });
-    let app = spawn(&argv, &signals.original);
+    let app = spawn(argv, &signals.original);
     shed_startup_pages();
     let status = supervise(&fd, app, how.pgroup);
     if !how.grace.is_zero() {
@@ -123,16 +124,9 @@ fn discard_own_sigpipe() -> bool {
     }
 }
 
-fn c_argv(command: &[OsString]) -> Vec<CString> {
-    command
-        .iter()
-        .map(|a| CString::new(a.as_bytes()).expect("an argv string holds no NUL"))
-        .collect()
-}
-
 /// Replace this process with the app. Returns only through exit: 127 not found, 126 not runnable.
-fn exec(argv: &[CString]) -> ! {
-    let err = execvp(&argv[0], argv).unwrap_err();
+fn exec(argv: &[&CStr]) -> ! {
+    let err = execvp(argv[0], argv).unwrap_err();
     let name = argv[0].to_string_lossy();
     match err {
         Errno::ENOENT | Errno::ENOTDIR => {
@@ -146,7 +140,7 @@ fn exec(argv: &[CString]) -> ! {
     }
 }
 
-fn spawn(argv: &[CString], original_mask: &SigSet) -> Pid {
+fn spawn(argv: &[&CStr], original_mask: &SigSet) -> Pid {
     // SAFETY: shim is single-threaded here (the probe's threads have been joined), so the child
     // may run any code before exec.
     match unsafe { fork() } {

@@ -14,12 +14,18 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// Docker's embedded resolver, listed by Docker on user-defined networks.
 pub const EMBEDDED: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 
+/// [`EMBEDDED`] as Docker writes it.
+const EMBEDDED_TEXT: &[u8] = b"127.0.0.11";
+
 /// musl reads lines into a 256-byte buffer and skips any line that does not fit.
 pub const MUSL_MAX_LINE: usize = 255;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvConf<'a> {
     pub lines: Vec<Line<'a>>,
+    /// Whether any line holds a NUL byte: found by one scan of the whole text, as almost no file
+    /// has one and a scan of each line costs a call and its set-up every time.
+    has_nul: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,12 +88,13 @@ impl Kind {
 }
 
 pub fn parse(bytes: &[u8]) -> ResolvConf<'_> {
+    let has_nul = bytes.contains(&0);
     // musl reads a line only when the line before it did not hide it (see the module comment).
     let mut hidden = false;
     let lines = bytes
         .split_inclusive(|&b| b == b'\n')
         .map(|raw| {
-            let nul = raw.contains(&0);
+            let nul = has_nul && raw.contains(&0);
             let musl_reads = !hidden && musl_reads_line(raw, nul);
             hidden = !hidden && musl_hides_next_line(raw, nul);
             let nameserver = nameserver(raw).map(|n| Nameserver {
@@ -97,7 +104,7 @@ pub fn parse(bytes: &[u8]) -> ResolvConf<'_> {
             Line { raw, nameserver }
         })
         .collect();
-    ResolvConf { lines }
+    ResolvConf { lines, has_nul }
 }
 
 /// musl's `fgets(line, 256, f)` keeps a line only if, as a C string, it ends in `\n` within the
@@ -177,6 +184,10 @@ fn token(bytes: &[u8], ends: impl Fn(u8) -> bool) -> &[u8] {
 
 /// An IPv4 dotted quad or an IPv6 address with an optional `%scope`, as `inet_pton` reads them.
 fn address(token: &[u8]) -> Option<IpAddr> {
+    // Docker's own line, in every file shim is meant for: no need for the general parser.
+    if token == EMBEDDED_TEXT {
+        return Some(IpAddr::V4(EMBEDDED));
+    }
     let text = std::str::from_utf8(token).ok()?;
     // A colon tells them apart: no IPv4 address has one, every IPv6 address does.
     if !token.contains(&b':') {
@@ -187,6 +198,11 @@ fn address(token: &[u8]) -> Option<IpAddr> {
 }
 
 impl ResolvConf<'_> {
+    /// Does any line hold a NUL byte, which makes musl skip the line after it?
+    pub fn has_nul(&self) -> bool {
+        self.has_nul
+    }
+
     pub fn nameservers(&self) -> impl Iterator<Item = &Nameserver> {
         self.lines.iter().filter_map(|l| l.nameserver.as_ref())
     }

@@ -72,7 +72,7 @@ pub fn plan(conf: &ResolvConf, policy: Policy) -> Plan {
 /// the same once the 127.0.0.11 lines are dropped, so the `others` count above proves that both
 /// libraries keep a server and no longer read 127.0.0.11: the second parse can be skipped.
 fn musl_may_hide_lines(conf: &ResolvConf) -> bool {
-    conf.lines.iter().any(|l| l.raw.contains(&0))
+    conf.has_nul()
 }
 
 /// R3 again, on the file as it would be without the `dropped` lines: a C library that reads a
