@@ -6,5 +6,6 @@ pub mod cli;
 pub mod log;
 pub mod privileges;
 pub mod probe;
+pub mod regular_file;
 pub mod resolv_conf;
 pub mod supervisor;
