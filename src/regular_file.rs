@@ -21,7 +21,11 @@ pub fn open(path: &Path, write: bool) -> io::Result<File> {
         .write(write)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)?;
-    if !file.metadata()?.is_file() {
+    let kind = file.metadata()?.file_type();
+    if kind.is_dir() {
+        return Err(io::Error::from_raw_os_error(libc::EISDIR));
+    }
+    if !kind.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a regular file",
@@ -43,10 +47,19 @@ pub fn read_all(file: &File, limit: u64) -> io::Result<Vec<u8>> {
     if content.len() as u64 > limit {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("larger than {} KiB", limit >> 10),
+            format!("larger than {}, too large to be what we read", size(limit)),
         ));
     }
     Ok(content)
+}
+
+/// `limit` for people: in MiB or KiB when it is a whole number of them.
+fn size(limit: u64) -> String {
+    match limit {
+        l if l >= 1 << 20 && l % (1 << 20) == 0 => format!("{} MiB", l >> 20),
+        l if l >= 1 << 10 && l % (1 << 10) == 0 => format!("{} KiB", l >> 10),
+        l => format!("{l} bytes"),
+    }
 }
 
 #[cfg(test)]
@@ -76,7 +89,10 @@ mod tests {
             open(&fifo, true).unwrap_err().kind(),
             io::ErrorKind::InvalidInput
         );
-        assert!(read(&dir, 10).is_err());
+        assert_eq!(
+            read(&dir, 10).unwrap_err().raw_os_error(),
+            Some(libc::EISDIR)
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

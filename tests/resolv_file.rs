@@ -262,3 +262,67 @@ fn the_file_is_found_through_a_symlink_and_the_link_stays() {
         .is_symlink());
     assert_eq!(fs::read(&real).unwrap(), FIXED);
 }
+
+#[test]
+fn a_fifo_in_place_of_the_file_is_refused_at_once() {
+    // open(2) of a FIFO for reading waits for a writer: shim hung before the app, forever.
+    let dir = TempDir::new("fifo");
+    let fifo = dir.path("resolv.conf");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let out = common::output_within(&mut shim(&fifo, &[]), Duration::from_secs(10));
+    assert!(out.status.success() && app_ran(&out), "{out:?}");
+    let line = one_shim_line(&out);
+    assert!(
+        line.contains("regular file") && line.contains(fifo.to_str().unwrap()),
+        "{line}"
+    );
+    let out = common::output_within(&mut shim(&fifo, &["--strict"]), Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!app_ran(&out));
+    // --check-dns reads the same file: it says why it cannot tell, and sends no query.
+    let mut check = Command::new(common::shim());
+    check.arg("--check-dns").arg("--resolv-conf").arg(&fifo);
+    let out = common::output_within(&mut check, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(common::stdout(&out).contains("regular file"), "{out:?}");
+}
+
+#[test]
+fn a_lock_held_by_another_process_delays_the_app_by_a_bounded_time() {
+    // Any process that can read the file may hold a shared flock on it; shim waited for it
+    // forever, with SIGTERM blocked.
+    let dir = TempDir::new("locked");
+    let path = dir.file("resolv.conf", DOCKER25);
+    let holder = fs::File::open(&path).unwrap();
+    let _held = nix::fcntl::Flock::lock(holder, nix::fcntl::FlockArg::LockSharedNonblock)
+        .map_err(|(_, e)| e)
+        .unwrap();
+    let out = common::output_within(&mut shim(&path, &[]), Duration::from_secs(10));
+    assert!(out.status.success() && app_ran(&out), "{out:?}");
+    let line = one_shim_line(&out);
+    assert!(
+        line.contains("lock") && line.contains("--embedded keep"),
+        "{line}"
+    );
+    assert_eq!(fs::read(&path).unwrap(), DOCKER25, "left as it was");
+    let out = common::output_within(&mut shim(&path, &["--strict"]), Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!app_ran(&out));
+}
+
+#[test]
+fn a_sixteen_mib_file_of_embedded_lines_is_fixed_in_linear_time() {
+    // Rendering did a linear search of the dropped lines for every line: 80,000 lines took
+    // 1.8 s, a 16 MiB file over 120 s. The bound here is an order of magnitude above the linear
+    // time of a debug build and far below the quadratic one.
+    let line = b"nameserver 127.0.0.11\n";
+    let keep = b"nameserver 2001:db8::53\n";
+    let count = ((16 << 20) - keep.len()) / line.len();
+    let mut content = line.repeat(count);
+    content.extend_from_slice(keep);
+    let dir = TempDir::new("huge");
+    let path = dir.file("resolv.conf", &content);
+    let out = common::output_within(&mut shim(&path, &[]), Duration::from_secs(60));
+    assert!(out.status.success() && app_ran(&out), "{out:?}");
+    assert_eq!(fs::read(&path).unwrap(), keep);
+}

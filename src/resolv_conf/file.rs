@@ -6,18 +6,26 @@
 //! never create, rename or unlink: we rewrite from offset 0 and truncate to the new length.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
+use std::fs::File;
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::parse::parse;
 use super::plan::{plan, render, Outcome, Policy};
+use crate::regular_file;
 
 /// A resolv.conf is a few hundred bytes; a larger file is not one we should rewrite.
 const MAX_SIZE: u64 = 16 << 20;
+
+/// How long we wait for another holder of the file's lock. Another shim holds it for the few
+/// microseconds of its read-plan-write; anything that holds it longer (any process may take a
+/// shared lock on a file it can read) must not keep the app from starting.
+pub const LOCK_WAIT: Duration = Duration::from_secs(1);
 
 /// What a fix did.
 #[derive(Debug)]
@@ -57,6 +65,13 @@ impl FixError {
             Some(nix::errno::Errno::EISDIR) => {
                 "point --resolv-conf at a file, not a directory".to_owned()
             }
+            Some(nix::errno::Errno::EWOULDBLOCK) => format!(
+                "another process holds a lock on it for over {} ms; the file was left as it was (find it with: fuser {path}), {keep}",
+                LOCK_WAIT.as_millis()
+            ),
+            _ if self.cause.kind() == io::ErrorKind::InvalidInput => {
+                "point --resolv-conf at a regular file (not a FIFO, device or directory)".to_owned()
+            }
             _ => format!("the file was left as it was, {keep}"),
         }
     }
@@ -64,8 +79,7 @@ impl FixError {
 
 /// Read the whole file, refusing one too large to be a resolv.conf.
 pub fn read(path: &Path) -> Result<Vec<u8>, FixError> {
-    let file = File::open(path).map_err(|cause| error(path, false, cause))?;
-    read_all(&file).map_err(|cause| error(path, false, cause))
+    regular_file::read(path, MAX_SIZE).map_err(|cause| error(path, false, cause))
 }
 
 /// Apply `policy` to the file at `path`, in place. A file that needs no change is only read.
@@ -89,13 +103,12 @@ fn rewrite(
     seen: &[u8],
     planned: (Outcome, Vec<u8>),
 ) -> io::Result<Fixed> {
-    let file = OpenOptions::new().read(true).write(true).open(path)?;
+    let file = regular_file::open(path, true)?;
     // Containers that share one file (`--network container:`, a Kubernetes pod) may all start a
     // shim at once: the lock makes the read-plan-write of each one atomic for the others, and
     // the plan is made again on what we read under it, since another shim may have fixed it.
-    let file =
-        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| io::Error::from(errno))?;
-    let before = read_all(&file)?;
+    let file = lock(file, LOCK_WAIT)?;
+    let before = regular_file::read_all(&file, MAX_SIZE)?;
     // Almost always the file is still what `fix` planned on: no second parse. If another shim
     // changed it in between, plan again on what we now hold.
     let (outcome, after) = if same_bytes(&before, seen) {
@@ -144,17 +157,25 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         && a8.remainder().iter().eq(b8.remainder())
 }
 
-fn read_all(file: &File) -> io::Result<Vec<u8>> {
-    let mut content = Vec::with_capacity(1024);
-    let mut limited = file.take(MAX_SIZE + 1);
-    limited.read_to_end(&mut content)?;
-    if content.len() as u64 > MAX_SIZE {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("larger than {} MiB, not a resolv.conf", MAX_SIZE >> 20),
-        ));
+/// Take the exclusive lock, waiting at most `wait`. flock(2) has no timeout, and shim has every
+/// signal blocked during start-up, so a blocking flock would wait for the holder forever: try
+/// without blocking, and back off between tries (a few tries in all; none when nobody holds it).
+fn lock(file: File, wait: Duration) -> io::Result<Flock<File>> {
+    let deadline = Instant::now() + wait;
+    let mut pause = Duration::from_millis(1);
+    let mut file = file;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => return Ok(locked),
+            Err((back, Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                file = back;
+                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+                pause = (pause * 2).min(Duration::from_millis(64));
+            }
+            Err((back, Errno::EINTR)) => file = back,
+            Err((_, errno)) => return Err(errno.into()),
+        }
     }
-    Ok(content)
 }
 
 fn error(path: &Path, writing: bool, cause: io::Error) -> FixError {

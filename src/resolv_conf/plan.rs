@@ -96,17 +96,18 @@ pub fn render(conf: &ResolvConf, plan: &Plan) -> Vec<u8> {
     lines_without(conf, plan.dropped())
 }
 
+/// `dropped` is in ascending order, as `plan` makes it: one walk over both keeps this linear
+/// (a `contains` per line made a file of 80,000 dropped lines take seconds, 16 MiB minutes).
 fn lines_without(conf: &ResolvConf, dropped: &[usize]) -> Vec<u8> {
+    debug_assert!(dropped.windows(2).all(|w| w[0] < w[1]));
     // One copy per line into a buffer of the right size: collecting a byte iterator pushes
     // byte by byte and grows the vector several times.
     let mut out = Vec::with_capacity(conf.lines.iter().map(|l| l.raw.len()).sum());
-    for (_, line) in conf
-        .lines
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !dropped.contains(i))
-    {
-        out.extend_from_slice(line.raw);
+    let mut dropped = dropped.iter().peekable();
+    for (index, line) in conf.lines.iter().enumerate() {
+        if dropped.next_if_eq(&&index).is_none() {
+            out.extend_from_slice(line.raw);
+        }
     }
     out
 }
