@@ -11,17 +11,17 @@ use std::sync::OnceLock;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 
-/// The shim built by `cargo test` for the host (debug profile).
+/// The shim built by `cargo test` (debug profile, for the target in .cargo/config.toml).
 pub fn shim() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_shim"))
 }
 
-/// The shipped binary: static, musl, release profile. Built on first use.
+/// The shipped binary: static, musl, release profile. Built on first use, and found where Cargo
+/// says it put it (never a path guessed under ./target, which could hold a stale binary).
 pub fn static_shim() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let status = Command::new(env!("CARGO"))
+        let output = Command::new(env!("CARGO"))
             .args([
                 "build",
                 "--release",
@@ -29,12 +29,22 @@ pub fn static_shim() -> &'static Path {
                 "x86_64-unknown-linux-musl",
                 "--bin",
                 "shim",
+                "--message-format=json",
             ])
-            .current_dir(root)
-            .status()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(std::process::Stdio::inherit())
+            .output()
             .expect("run cargo build for the static binary");
-        assert!(status.success(), "building the static musl binary failed");
-        root.join("target/x86_64-unknown-linux-musl/release/shim")
+        assert!(
+            output.status.success(),
+            "building the static musl binary failed (is the target installed? rustup target add x86_64-unknown-linux-musl)"
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "shim")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo named the shim executable it built")
     })
 }
 
