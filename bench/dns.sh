@@ -23,8 +23,8 @@ command -v musl-gcc >/dev/null || { echo "bench/dns.sh: needs musl-gcc (apt-get 
 
 cargo build --quiet --release --target x86_64-unknown-linux-musl --bin shim
 cargo build --quiet --release --example dns_responder
-SHIM=$ROOT/target/x86_64-unknown-linux-musl/release/shim
-RESPONDER=$ROOT/target/release/examples/dns_responder
+SHIM=${CARGO_TARGET_DIR:-$ROOT/target}/x86_64-unknown-linux-musl/release/shim
+RESPONDER=${CARGO_TARGET_DIR:-$ROOT/target}/x86_64-unknown-linux-musl/release/examples/dns_responder
 
 WORK=$(mktemp -d)
 NS=shim-bench-$$
