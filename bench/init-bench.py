@@ -67,6 +67,9 @@ EXECVE_PROLOGUE = bytes.fromhex("4883ec08b83b0000000f054889c7e8")
 
 # Targets of DESIGN.md "Build and performance", as ratios against tini-static.
 TARGET_INSTR, TARGET_RSS, TARGET_SIZE = 0.65, 0.80, 900_000
+# The CI gate (--gate) on what the start-up work protects: the stripped binary's size, and the
+# instructions of `shim --` against tini-static's, counted in the same run.
+GATE_SIZE, GATE_INSTR = 650_000, TARGET_INSTR
 
 
 def log(*a):
@@ -531,6 +534,29 @@ def report(rows, args, modes, started):
     return "\n".join(out)
 
 
+def gate(shim):
+    """The CI gate: callgrind counts are the same run after run, so they can fail a build."""
+    rows = {r.key: r for r in make_rows(shim) if r.key in ("shim", "tini")}
+    tmp = tempfile.mkdtemp(prefix="shim-gate-")
+    try:
+        sanity(list(rows.values()), tmp, ["plain"])
+        if any(r.broken for r in rows.values()):
+            return 1
+        shim_instr, tini_instr = (callgrind(rows[k], tmp) for k in ("shim", "tini"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not shim_instr or not tini_instr:
+        print("gate: FAIL: instructions could not be counted")
+        return 1
+    size = os.path.getsize(shim)
+    ratio_ = shim_instr / tini_instr
+    ok_size, ok_instr = size <= GATE_SIZE, ratio_ <= GATE_INSTR
+    print(f"gate: size {size} bytes (at most {GATE_SIZE}): {'ok' if ok_size else 'FAIL'}")
+    print(f"gate: `shim --` {shim_instr} instructions, tini-static {tini_instr}: {ratio_:.3f}x "
+          f"(at most {GATE_INSTR}x): {'ok' if ok_instr else 'FAIL'}")
+    return 0 if ok_size and ok_instr else 1
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shim", required=True)
@@ -539,7 +565,11 @@ def main():
     ap.add_argument("--pid1-runs", type=int, default=300, help="interleaved rounds as PID 1")
     ap.add_argument("--idle-repeats", type=int, default=5, help="starts per init for RSS and wake-ups")
     ap.add_argument("--command", default="bench/init.sh", help="the command line, for the report")
+    ap.add_argument("--gate", action="store_true",
+                    help="only check the binary size and the instructions of `shim --` against tini-static; exit 1 past the gate")
     args = ap.parse_args()
+    if args.gate:
+        sys.exit(gate(os.path.abspath(args.shim)))
     started = datetime.datetime.now(datetime.timezone.utc)
     args.load = " ".join(open("/proc/loadavg").read().split()[:3])
     rows = make_rows(os.path.abspath(args.shim))

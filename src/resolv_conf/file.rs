@@ -161,15 +161,18 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// signal blocked during start-up, so a blocking flock would wait for the holder forever: try
 /// without blocking, and back off between tries (a few tries in all; none when nobody holds it).
 fn lock(file: File, wait: Duration) -> io::Result<Flock<File>> {
-    let deadline = Instant::now() + wait;
+    // The clock is read only once the lock turns out to be taken: almost never.
+    let mut deadline = None;
     let mut pause = Duration::from_millis(1);
     let mut file = file;
     loop {
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(locked) => return Ok(locked),
-            Err((back, Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+            Err((back, Errno::EWOULDBLOCK))
+                if *deadline.get_or_insert_with(|| Instant::now() + wait) > Instant::now() =>
+            {
                 file = back;
-                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+                std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(64));
             }
             Err((back, Errno::EINTR)) => file = back,
