@@ -20,6 +20,8 @@ unsafe impl Sync for Buffer {}
 static BUFFER: Buffer = Buffer(UnsafeCell::new([0; SIZE]));
 static USED: AtomicUsize = AtomicUsize::new(0);
 
+/// The allocator: `#[global_allocator] static A: shim::arena::Arena = shim::arena::Arena;` in the
+/// binary. Tests of the library use the system allocator and call this one directly.
 pub struct Arena;
 
 fn offset_in_buffer(ptr: *mut u8) -> Option<usize> {
@@ -27,6 +29,18 @@ fn offset_in_buffer(ptr: *mut u8) -> Option<usize> {
     (offset < SIZE).then_some(offset)
 }
 
+// SAFETY (the GlobalAlloc contract):
+// - `alloc` returns either a block of the system allocator, or a range of BUFFER that no other call
+//   returned: the compare-exchange on USED hands every byte range out once, also between threads,
+//   and the range starts at a multiple of `layout.align()` and holds `layout.size()` bytes inside
+//   BUFFER (checked against SIZE). BUFFER is aligned to 4096, so any alignment up to a page is met
+//   by rounding the address; a larger one makes `next_multiple_of` skip ahead inside the buffer or
+//   fall to the system allocator, which honours it.
+// - `dealloc` and `realloc` tell the two kinds of block apart by address: a pointer inside BUFFER
+//   was ours (the system allocator never returns memory inside a static), anything else goes back
+//   to the system allocator with the layout it was allocated with.
+// - Arena memory is never reused, so a block stays valid until freed, as the contract requires;
+//   the cost is at most SIZE bytes for the life of the process.
 unsafe impl GlobalAlloc for Arena {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let base = BUFFER.0.get() as usize;
@@ -66,10 +80,67 @@ unsafe impl GlobalAlloc for Arena {
         {
             return ptr;
         }
+        // SAFETY: the caller guarantees `new_size`, rounded up to `layout.align()`, does not
+        // overflow isize (GlobalAlloc::realloc's contract), so this layout is valid.
         let new = self.alloc(Layout::from_size_align_unchecked(new_size, layout.align()));
         if !new.is_null() {
+            // SAFETY: `ptr` holds `layout.size()` initialised bytes; `new` is a fresh block of
+            // `new_size` bytes that cannot overlap it.
             std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
         }
         new
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One test, not several: the arena is one static buffer for the whole process, and tests run
+    /// in parallel threads.
+    #[test]
+    fn bumps_aligns_grows_in_place_and_falls_back_to_the_system() {
+        let arena = Arena;
+        let in_buffer = |p: *mut u8| offset_in_buffer(p).is_some();
+        unsafe {
+            // Blocks are aligned, inside the buffer and do not overlap.
+            let a = arena.alloc(Layout::from_size_align(3, 1).unwrap());
+            let b = arena.alloc(Layout::from_size_align(16, 16).unwrap());
+            assert!(in_buffer(a) && in_buffer(b));
+            assert_eq!(b as usize % 16, 0);
+            assert!(b as usize >= a as usize + 3);
+            b.write_bytes(0xab, 16);
+
+            // The last block grows in place; an earlier one moves, its bytes with it.
+            let grown = arena.realloc(b, Layout::from_size_align(16, 16).unwrap(), 64);
+            assert_eq!(grown, b, "the last block grows in place");
+            a.write_bytes(7, 3);
+            let moved = arena.realloc(a, Layout::from_size_align(3, 1).unwrap(), 100);
+            assert_ne!(moved, a);
+            assert_eq!(std::slice::from_raw_parts(moved, 3), [7, 7, 7]);
+            // Shrinking keeps the block.
+            assert_eq!(
+                arena.realloc(moved, Layout::from_size_align(100, 1).unwrap(), 10),
+                moved
+            );
+            // Freeing an arena block does nothing (and must not reach the system allocator).
+            arena.dealloc(moved, Layout::from_size_align(10, 1).unwrap());
+
+            // Past the buffer, the system allocator answers, and its blocks go back to it.
+            let big = Layout::from_size_align(SIZE + 1, 8).unwrap();
+            let sys = arena.alloc(big);
+            assert!(!sys.is_null() && !in_buffer(sys));
+            sys.write_bytes(1, SIZE + 1);
+            let sys = arena.realloc(sys, big, 2 * SIZE);
+            assert!(!in_buffer(sys));
+            assert_eq!(*sys.add(SIZE), 1);
+            arena.dealloc(sys, Layout::from_size_align(2 * SIZE, 8).unwrap());
+
+            // Once the buffer is used up, every block comes from the system.
+            let rest = Layout::from_size_align(SIZE, 1).unwrap();
+            let p = arena.alloc(rest);
+            assert!(!in_buffer(p));
+            arena.dealloc(p, rest);
+        }
     }
 }

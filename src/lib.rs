@@ -1,6 +1,7 @@
 //! shim as a library: the modules `main.rs` wires, public so that tests and the fuzzer can reach
 //! the pure core (parse, plan, render) directly.
 
+pub mod arena;
 pub mod check;
 pub mod cli;
 pub mod log;

@@ -8,10 +8,8 @@
 //! keeps every disposition as we found it, and skips work a user pays for on every start.
 #![no_main]
 
-mod arena;
-
 #[global_allocator]
-static ALLOCATOR: arena::Arena = arena::Arena;
+static ALLOCATOR: shim::arena::Arena = shim::arena::Arena;
 
 use std::ffi::{CStr, OsStr, OsString};
 use std::os::raw::{c_char, c_int};
