@@ -1,21 +1,28 @@
-//! Ask nameservers directly: one A and one AAAA query per server, all in parallel, each bounded
-//! by one timeout, over UDP and over TCP when the answer is truncated.
+//! Ask nameservers directly: one A and one AAAA query per server, all at once, each bounded by
+//! one timeout, over UDP and over TCP when the answer is truncated.
 //!
-//! The pure half builds a query and classifies the bytes that come back ([`build_query`],
-//! [`classify`]); the edge ([`query`], [`probe`]) moves packets with blocking std sockets, one
-//! thread per server and family, so the whole probe takes one timeout however many servers
-//! there are. Only `--probe`, `--embedded auto` and `--check-dns` come here: a plain start
-//! does no DNS work.
+//! Three layers, each using only the one above it:
+//! - the wire format ([`build_query`], [`classify`]): bytes in, bytes out, pure and tested on
+//!   crafted messages;
+//! - the transport ([`exchange`]): every query from the calling thread, on non-blocking sockets
+//!   in one poll(2) loop under one deadline, so the whole probe takes one timeout however many
+//!   servers there are, and needs no thread (a container's pids.max may not allow one);
+//! - the probe policy ([`query`], [`probe`], [`auto_policy`], [`probe_file`]): whom to ask,
+//!   and what an outcome means.
+//!
+//! Only `--probe`, `--embedded auto` and `--check-dns` come here: a plain start does no DNS
+//! work.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, SockaddrStorage};
 
 use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
@@ -36,6 +43,10 @@ pub const DEFAULT_NAME: &str = "example.com";
 
 /// The largest DNS message (TCP); a UDP answer without EDNS is at most 512 bytes.
 const MAX_MESSAGE: usize = 65535;
+
+// ---------------------------------------------------------------------------------------------
+// The wire format: a query, and what the bytes that come back mean for it.
+// ---------------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
@@ -71,7 +82,7 @@ pub enum Status {
     Refused,
     /// No answer before the deadline.
     Timeout,
-    /// Anything else: another RCODE, a malformed answer, a socket error (ICMP unreachable...).
+    /// Anything else: another RCODE, a socket error (ICMP unreachable...).
     Error,
 }
 
@@ -92,66 +103,6 @@ impl Status {
     /// there and never ask another server. SERVFAIL, REFUSED, silence and errors move them on.
     pub fn is_final(self) -> bool {
         matches!(self, Status::Ok | Status::NoData | Status::NxDomain)
-    }
-}
-
-/// The outcome of one query to one server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    pub status: Status,
-    /// The addresses of the asked family in the answer section (after any CNAME).
-    pub addresses: Vec<IpAddr>,
-    /// From the first packet sent to the outcome.
-    pub elapsed: Duration,
-    /// Whether the answer came over TCP after a truncated UDP answer.
-    pub tcp: bool,
-    /// For `Error`: what went wrong.
-    pub detail: Option<String>,
-}
-
-impl Answer {
-    /// One short phrase: `ok 2001:db8::1 (0.4 ms)`, `timeout (1000 ms)`, `error: ... (0.1 ms)`.
-    pub fn summary(&self) -> String {
-        let mut text = self.status.as_str().to_owned();
-        for address in &self.addresses {
-            text.push(' ');
-            text.push_str(&address.to_string());
-        }
-        if let Some(detail) = &self.detail {
-            text.push_str(": ");
-            text.push_str(detail);
-        }
-        if self.tcp {
-            text.push_str(" over TCP");
-        }
-        format!("{text} ({})", format_ms(self.elapsed))
-    }
-}
-
-/// Milliseconds for people: one decimal below 10 ms, whole numbers above.
-pub fn format_ms(elapsed: Duration) -> String {
-    let ms = elapsed.as_secs_f64() * 1000.0;
-    if ms < 10.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{ms:.0} ms")
-    }
-}
-
-/// One server's answers for both families.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerProbe {
-    pub server: IpAddr,
-    pub a: Answer,
-    pub aaaa: Answer,
-}
-
-impl ServerProbe {
-    pub fn answer(&self, family: Family) -> &Answer {
-        match family {
-            Family::A => &self.a,
-            Family::Aaaa => &self.aaaa,
-        }
     }
 }
 
@@ -195,6 +146,11 @@ pub enum Reply {
     /// Not an answer to this query (another id, another question, not a response, garbage):
     /// keep waiting, as a stub resolver does.
     NotOurs,
+    /// Our id, but not a message that can be read to its end: keep waiting too. A stub
+    /// resolver drops what it cannot match to its query and waits for the next packet (musl
+    /// for anything it cannot identify, glibc for a question it cannot match); a spoofed or
+    /// mangled packet must not hide the good answer behind it.
+    Malformed,
     /// TC set: ask again over TCP.
     Truncated,
     Final {
@@ -204,14 +160,27 @@ pub enum Reply {
     },
 }
 
-/// The parts of an answer a probe looks at. Records are read by hand, past their owner name,
-/// instead of with `Message`: its decoder formats every record type for a panic message it
-/// can never reach, and that alone would bring IDNA tables and base64 into the static binary.
+/// The parts of an answer a probe looks at. Records are read by hand instead of with
+/// `Message`: its decoder formats every record type for a panic message it can never reach,
+/// and that alone would bring IDNA tables and base64 into the static binary.
 struct Decoded {
     metadata: Metadata,
     queries: Result<Vec<Query>, DecodeError>,
-    /// (type, class, rdata) of each record of the answer section.
-    answers: Result<Vec<(RecordType, u16, Vec<u8>)>, DecodeError>,
+    answers: Result<Vec<AnswerRecord>, DecodeError>,
+}
+
+/// One record of the answer section, as far as a stub resolver reads it.
+struct AnswerRecord {
+    owner: Name,
+    class: u16,
+    data: RecordData,
+}
+
+enum RecordData {
+    /// A CNAME, with its target.
+    Alias(Name),
+    /// Any other type, with its RDATA.
+    Other(RecordType, Vec<u8>),
 }
 
 fn decode(packet: &[u8]) -> Result<Decoded, DecodeError> {
@@ -222,15 +191,7 @@ fn decode(packet: &[u8]) -> Result<Decoded, DecodeError> {
         .collect();
     let answers = queries.as_ref().map_err(Clone::clone).and_then(|_| {
         (0..header.counts.answers)
-            .map(|_| {
-                Name::read(&mut decoder)?;
-                let kind = RecordType::from(decoder.read_u16()?.unverified());
-                let class = decoder.read_u16()?.unverified();
-                decoder.read_u32()?; // TTL
-                let length = decoder.read_u16()?.unverified();
-                let data = decoder.read_slice(usize::from(length))?.unverified();
-                Ok((kind, class, data.to_vec()))
-            })
+            .map(|_| read_record(&mut decoder))
             .collect()
     });
     Ok(Decoded {
@@ -238,6 +199,24 @@ fn decode(packet: &[u8]) -> Result<Decoded, DecodeError> {
         queries,
         answers,
     })
+}
+
+fn read_record(decoder: &mut BinDecoder) -> Result<AnswerRecord, DecodeError> {
+    let owner = Name::read(decoder)?;
+    let kind = RecordType::from(decoder.read_u16()?.unverified());
+    let class = decoder.read_u16()?.unverified();
+    decoder.read_u32()?; // TTL
+    let length = decoder.read_u16()?.unverified();
+    let start = decoder.index();
+    let rdata = decoder.read_slice(usize::from(length))?.unverified();
+    let data = if kind == RecordType::CNAME {
+        // The target may point back into the message (name compression): read it there.
+        let start = u16::try_from(start).map_err(|_| DecodeError::InsufficientBytes)?;
+        RecordData::Alias(Name::read(&mut decoder.clone(start))?)
+    } else {
+        RecordData::Other(kind, rdata.to_vec())
+    };
+    Ok(AnswerRecord { owner, class, data })
 }
 
 /// The class IN.
@@ -248,14 +227,8 @@ pub fn classify(id: u16, name: &Name, family: Family, packet: &[u8]) -> Reply {
     if !ours {
         return Reply::NotOurs;
     }
-    // Our id, but not a DNS message we can read: the server answered, badly.
-    let malformed = || Reply::Final {
-        status: Status::Error,
-        addresses: Vec::new(),
-        detail: Some("malformed answer".to_owned()),
-    };
     let Ok(message) = decode(packet) else {
-        return malformed();
+        return Reply::Malformed;
     };
     if message.metadata.message_type != MessageType::Response {
         return Reply::NotOurs;
@@ -265,7 +238,7 @@ pub fn classify(id: u16, name: &Name, family: Family, packet: &[u8]) -> Reply {
         return if message.metadata.truncation {
             Reply::Truncated
         } else {
-            malformed()
+            Reply::Malformed
         };
     };
     let rcode = message.metadata.response_code;
@@ -282,7 +255,7 @@ pub fn classify(id: u16, name: &Name, family: Family, packet: &[u8]) -> Reply {
         return Reply::Truncated;
     }
     let Ok(answers) = message.answers else {
-        return malformed();
+        return Reply::Malformed;
     };
     let (status, detail) = match rcode {
         ResponseCode::NoError => (Status::Ok, None),
@@ -294,16 +267,7 @@ pub fn classify(id: u16, name: &Name, family: Family, packet: &[u8]) -> Reply {
             Some(format!("answer code {}", other.to_str())),
         ),
     };
-    // Every address of the asked family in the answer section: a resolver puts the CNAME chain
-    // first and the addresses of its end after it.
-    let addresses: Vec<IpAddr> = answers
-        .iter()
-        .filter(|(kind, class, _)| *kind == family.record_type() && *class == CLASS_IN)
-        .filter_map(|(_, _, data)| match family {
-            Family::A => <[u8; 4]>::try_from(data.as_slice()).ok().map(IpAddr::from),
-            Family::Aaaa => <[u8; 16]>::try_from(data.as_slice()).ok().map(IpAddr::from),
-        })
-        .collect();
+    let addresses = addresses_on_chain(name, family, &answers);
     let status = match status {
         Status::Ok if addresses.is_empty() => Status::NoData,
         status => status,
@@ -312,6 +276,475 @@ pub fn classify(id: u16, name: &Name, family: Family, packet: &[u8]) -> Reply {
         status,
         addresses,
         detail,
+    }
+}
+
+/// The addresses glibc takes from an answer section (getanswer_r in nss_dns): it reads the
+/// records once, in order, looking for the question's name; a CNAME moves the name looked for
+/// to its target (whatever the CNAME's owner, "based on historic precedent"), and only an
+/// address owned by the name looked for at that point counts, so an address for another name,
+/// or one placed before the CNAME that leads to it, is skipped. Names compare without case.
+/// musl does not look at owners: an answer glibc takes, musl takes too.
+fn addresses_on_chain(question: &Name, family: Family, answers: &[AnswerRecord]) -> Vec<IpAddr> {
+    let mut looked_for = question;
+    let mut addresses = Vec::new();
+    for record in answers.iter().filter(|r| r.class == CLASS_IN) {
+        match &record.data {
+            RecordData::Alias(target) => looked_for = target,
+            RecordData::Other(kind, data)
+                if *kind == family.record_type() && record.owner == *looked_for =>
+            {
+                // glibc skips an address of the wrong length.
+                let address = match family {
+                    Family::A => <[u8; 4]>::try_from(data.as_slice()).ok().map(IpAddr::from),
+                    Family::Aaaa => <[u8; 16]>::try_from(data.as_slice()).ok().map(IpAddr::from),
+                };
+                addresses.extend(address);
+            }
+            RecordData::Other(..) => {}
+        }
+    }
+    addresses
+}
+
+// ---------------------------------------------------------------------------------------------
+// The transport: every exchange at once from this thread, one poll(2) loop, one deadline.
+// ---------------------------------------------------------------------------------------------
+
+/// One query to carry: to `server` over UDP (then TCP if the answer is truncated), with the
+/// wire format's reading of what comes back.
+pub struct Exchange<'a> {
+    pub server: SocketAddr,
+    pub query: Vec<u8>,
+    pub read: Reader<'a>,
+}
+
+/// How an exchange reads each message that comes back: the wire format's [`classify`] for its
+/// query, in practice.
+pub type Reader<'a> = Box<dyn Fn(&[u8]) -> Reply + 'a>;
+
+/// How an exchange ended.
+#[derive(Debug)]
+pub enum Ending {
+    /// The first reply that settles it: `Reply::Final`, or `Reply::Truncated` over TCP.
+    Replied(Reply),
+    /// The socket failed: ICMP unreachable (ECONNREFUSED on a connected socket), a reset or
+    /// closed TCP connection, no socket to be had.
+    Failed(io::Error),
+    /// Nothing settled it before the deadline; `malformed` when packets with the query's id
+    /// came that could not be read.
+    TimedOut { malformed: bool },
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub ending: Ending,
+    /// From the first packet sent to the ending; the whole timeout for `TimedOut`.
+    pub elapsed: Duration,
+    /// Whether the exchange had moved to TCP.
+    pub tcp: bool,
+}
+
+/// Carry every exchange at once, each bounded by `timeout` from the start: all sockets are
+/// non-blocking and one poll(2) loop serves them, so the time taken is one timeout at most,
+/// whatever their number, with no thread. Outcomes come in the order of `exchanges`.
+pub fn exchange(exchanges: &[Exchange], timeout: Duration) -> Vec<Outcome> {
+    let deadline = Instant::now() + timeout;
+    let mut flights: Vec<Flight> = exchanges.iter().map(Flight::start).collect();
+    loop {
+        let waiting: Vec<usize> = (0..flights.len())
+            .filter(|&i| !flights[i].is_over())
+            .collect();
+        let left = deadline.saturating_duration_since(Instant::now());
+        if waiting.is_empty() || left.is_zero() {
+            break;
+        }
+        match wait(&flights, &waiting, left) {
+            Ok(ready) => {
+                for i in ready {
+                    flights[i].advance(&exchanges[i]);
+                }
+            }
+            // poll itself failed (no memory, more sockets than RLIMIT_NOFILE): nothing more
+            // can be heard.
+            Err(errno) => {
+                for i in waiting {
+                    flights[i].end(Ending::Failed(errno.into()));
+                }
+            }
+        }
+    }
+    flights
+        .into_iter()
+        .map(|flight| flight.outcome(timeout))
+        .collect()
+}
+
+/// One exchange on its way.
+struct Flight {
+    stage: Stage,
+    /// When the first packet went out.
+    sent: Instant,
+    malformed: bool,
+    tcp: bool,
+}
+
+enum Stage {
+    /// Connected UDP: the kernel drops datagrams from any other address, and an ICMP port
+    /// unreachable comes back as ECONNREFUSED instead of a silent wait. `sent` is false only
+    /// while the send buffer was full.
+    Udp {
+        socket: UdpSocket,
+        sent: bool,
+    },
+    /// TCP: `unsent` is what is left of the length-prefixed query (all of it while the
+    /// connection is being made), `received` the answer's bytes so far.
+    Tcp {
+        stream: TcpStream,
+        unsent: Vec<u8>,
+        received: Vec<u8>,
+    },
+    Over(Ending, Instant),
+}
+
+impl Flight {
+    /// Open the socket and send the query: the time starts with that first packet.
+    fn start(exchange: &Exchange) -> Flight {
+        let sent = Instant::now();
+        let stage = match open_udp(exchange.server) {
+            Ok(socket) => Stage::Udp {
+                socket,
+                sent: false,
+            },
+            Err(e) => Stage::Over(Ending::Failed(e), sent),
+        };
+        let mut flight = Flight {
+            stage,
+            sent,
+            malformed: false,
+            tcp: false,
+        };
+        flight.advance(exchange);
+        flight
+    }
+
+    fn is_over(&self) -> bool {
+        matches!(self.stage, Stage::Over(..))
+    }
+
+    fn end(&mut self, ending: Ending) {
+        self.stage = Stage::Over(ending, Instant::now());
+    }
+
+    /// What to wait for, on which socket.
+    fn interest(&self) -> Option<(BorrowedFd<'_>, PollFlags)> {
+        let writing = PollFlags::POLLOUT;
+        let reading = PollFlags::POLLIN;
+        match &self.stage {
+            Stage::Udp { socket, sent } => {
+                Some((socket.as_fd(), if *sent { reading } else { writing }))
+            }
+            Stage::Tcp { stream, unsent, .. } => Some((
+                stream.as_fd(),
+                if unsent.is_empty() { reading } else { writing },
+            )),
+            Stage::Over(..) => None,
+        }
+    }
+
+    /// The socket is ready (or has an error to report): move on as far as it goes without
+    /// waiting.
+    fn advance(&mut self, exchange: &Exchange) {
+        let step = match &mut self.stage {
+            Stage::Udp { socket, sent } if !*sent => match socket.send(&exchange.query) {
+                Ok(_) => {
+                    *sent = true;
+                    Step::Wait
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Wait,
+                Err(e) => Step::End(Ending::Failed(e)),
+            },
+            Stage::Udp { socket, .. } => receive_udp(socket, &exchange.read, &mut self.malformed),
+            Stage::Tcp {
+                stream,
+                unsent,
+                received,
+            } => {
+                if unsent.is_empty() {
+                    receive_tcp(stream, received, &exchange.read, &mut self.malformed)
+                } else {
+                    send_tcp(stream, unsent)
+                }
+            }
+            Stage::Over(..) => Step::Wait,
+        };
+        match step {
+            Step::Wait => {}
+            Step::End(ending) => self.end(ending),
+            Step::Tcp => {
+                self.tcp = true;
+                match open_tcp(exchange.server) {
+                    Ok(stream) => {
+                        self.stage = Stage::Tcp {
+                            stream,
+                            unsent: framed(&exchange.query),
+                            received: Vec::new(),
+                        }
+                    }
+                    Err(e) => self.end(Ending::Failed(e)),
+                }
+            }
+        }
+    }
+
+    fn outcome(self, timeout: Duration) -> Outcome {
+        let (ending, elapsed) = match self.stage {
+            Stage::Over(ending, at) => (ending, at.saturating_duration_since(self.sent)),
+            // Still waiting at the deadline: it was given the whole timeout.
+            _ => (
+                Ending::TimedOut {
+                    malformed: self.malformed,
+                },
+                timeout,
+            ),
+        };
+        Outcome {
+            ending,
+            elapsed,
+            tcp: self.tcp,
+        }
+    }
+}
+
+/// Where an exchange goes after its socket was served.
+enum Step {
+    Wait,
+    End(Ending),
+    Tcp,
+}
+
+/// Sleep in poll(2) until one of the `waiting` flights' sockets is ready (or has an error to
+/// report) or `left` runs out; the flights that are ready. poll sleeps on a high-resolution timer; a
+/// socket's SO_RCVTIMEO runs on the timer wheel, which wakes a 1 s wait tens of ms late.
+fn wait(flights: &[Flight], waiting: &[usize], left: Duration) -> Result<Vec<usize>, Errno> {
+    let interests: Vec<(usize, BorrowedFd, PollFlags)> = waiting
+        .iter()
+        .filter_map(|&i| flights[i].interest().map(|(fd, flags)| (i, fd, flags)))
+        .collect();
+    let mut fds: Vec<PollFd> = interests
+        .iter()
+        .map(|(_, fd, flags)| PollFd::new(*fd, *flags))
+        .collect();
+    let ms = left.as_micros().div_ceil(1000);
+    let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+    match poll(&mut fds, timeout) {
+        Ok(_) => {}
+        Err(Errno::EINTR) => return Ok(Vec::new()),
+        Err(errno) => return Err(errno),
+    }
+    Ok(interests
+        .iter()
+        .zip(&fds)
+        .filter(|(_, fd)| fd.revents().is_some_and(|events| !events.is_empty()))
+        .map(|((i, _, _), _)| *i)
+        .collect())
+}
+
+fn open_udp(server: SocketAddr) -> io::Result<UdpSocket> {
+    let local: IpAddr = match server {
+        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let socket = UdpSocket::bind((local, 0))?;
+    socket.connect(server)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// Every datagram waiting on the socket, read until one settles the exchange.
+fn receive_udp(socket: &UdpSocket, read: &dyn Fn(&[u8]) -> Reply, malformed: &mut bool) -> Step {
+    let mut buffer = vec![0u8; MAX_MESSAGE];
+    loop {
+        let received = match socket.recv(&mut buffer) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Step::End(Ending::Failed(e)),
+        };
+        match read(&buffer[..received]) {
+            Reply::NotOurs => {}
+            Reply::Malformed => *malformed = true,
+            Reply::Truncated => return Step::Tcp,
+            reply => return Step::End(Ending::Replied(reply)),
+        }
+    }
+}
+
+/// A TCP connection being made: std connects only while blocking, so the socket is made
+/// non-blocking before connect(2), which then returns EINPROGRESS; poll reports it writable
+/// once the connection is made or has failed.
+fn open_tcp(server: SocketAddr) -> io::Result<TcpStream> {
+    let family = match server {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let fd = socket(family, SockType::Stream, flags, None)?;
+    match connect(fd.as_raw_fd(), &SockaddrStorage::from(server)) {
+        Ok(()) | Err(Errno::EINPROGRESS) => Ok(TcpStream::from(fd)),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+/// A DNS message over TCP: its length first, in two bytes.
+fn framed(message: &[u8]) -> Vec<u8> {
+    // A query is a few hundred bytes at most.
+    let length = u16::try_from(message.len()).unwrap_or(u16::MAX);
+    let mut framed = length.to_be_bytes().to_vec();
+    framed.extend_from_slice(message);
+    framed
+}
+
+fn send_tcp(stream: &mut TcpStream, unsent: &mut Vec<u8>) -> Step {
+    // The first time the socket is writable, the connection is made or has failed.
+    match stream.take_error() {
+        Ok(None) => {}
+        Ok(Some(e)) | Err(e) => return Step::End(Ending::Failed(e)),
+    }
+    match stream.write(unsent) {
+        Ok(n) => {
+            unsent.drain(..n);
+            Step::Wait
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Step::Wait
+        }
+        Err(e) => Step::End(Ending::Failed(e)),
+    }
+}
+
+/// Read what has come; each whole message is read in turn until one settles the exchange (a
+/// server may send an answer to an older query on the same connection first).
+fn receive_tcp(
+    stream: &mut TcpStream,
+    received: &mut Vec<u8>,
+    read: &dyn Fn(&[u8]) -> Reply,
+    malformed: &mut bool,
+) -> Step {
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => {
+                return Step::End(Ending::Failed(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the TCP connection without an answer",
+                )))
+            }
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Step::End(Ending::Failed(e)),
+        }
+        while let Some(message) = whole_message(received) {
+            let reply = read(&message);
+            match reply {
+                Reply::NotOurs => {}
+                Reply::Malformed => *malformed = true,
+                // Truncated over TCP settles it too: there is nothing bigger to ask over.
+                reply => return Step::End(Ending::Replied(reply)),
+            }
+        }
+    }
+}
+
+/// The first length-prefixed message in `received`, taken out of it, once all of it is there.
+fn whole_message(received: &mut Vec<u8>) -> Option<Vec<u8>> {
+    let prefix: [u8; 2] = received.get(..2)?.try_into().ok()?;
+    let end = 2 + usize::from(u16::from_be_bytes(prefix));
+    if received.len() < end {
+        return None;
+    }
+    let message = received[2..end].to_vec();
+    received.drain(..end);
+    Some(message)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The probe: whom to ask for what, and what the outcomes mean.
+// ---------------------------------------------------------------------------------------------
+
+/// The outcome of one query to one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: Status,
+    /// The addresses of the asked family in the answer section (after any CNAME).
+    pub addresses: Vec<IpAddr>,
+    /// From the first packet sent to the outcome.
+    pub elapsed: Duration,
+    /// Whether the answer came over TCP after a truncated UDP answer.
+    pub tcp: bool,
+    /// For `Error`: what went wrong; for `Timeout`: what came instead of an answer.
+    pub detail: Option<String>,
+}
+
+impl Answer {
+    /// One short phrase: `ok 2001:db8::1 (0.4 ms)`, `timeout (1000 ms)`, `error: ... (0.1 ms)`.
+    pub fn summary(&self) -> String {
+        let mut text = self.status.as_str().to_owned();
+        for address in &self.addresses {
+            text.push(' ');
+            text.push_str(&address.to_string());
+        }
+        if let Some(detail) = &self.detail {
+            text.push_str(": ");
+            text.push_str(detail);
+        }
+        if self.tcp {
+            text.push_str(" over TCP");
+        }
+        format!("{text} ({})", format_ms(self.elapsed))
+    }
+
+    fn failed(detail: String) -> Answer {
+        Answer {
+            status: Status::Error,
+            addresses: Vec::new(),
+            elapsed: Duration::ZERO,
+            tcp: false,
+            detail: Some(detail),
+        }
+    }
+}
+
+/// Milliseconds for people: one decimal below 10 ms, whole numbers above.
+pub fn format_ms(elapsed: Duration) -> String {
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+/// One server's answers for both families.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerProbe {
+    pub server: IpAddr,
+    pub a: Answer,
+    pub aaaa: Answer,
+}
+
+impl ServerProbe {
+    pub fn answer(&self, family: Family) -> &Answer {
+        match family {
+            Family::A => &self.a,
+            Family::Aaaa => &self.aaaa,
+        }
     }
 }
 
@@ -335,236 +768,98 @@ fn query_id() -> u16 {
     (x ^ (x >> 31)) as u16
 }
 
-/// Ask `server` for `name` of one family; never takes longer than `timeout` (plus the time to
-/// notice it ran out).
-pub fn query(server: IpAddr, name: &Name, family: Family, timeout: Duration) -> Answer {
-    let start = Instant::now();
-    let deadline = start + timeout;
-    let id = query_id();
-    let (reply, tcp) = match exchange(server, id, name, family, deadline) {
-        Ok(result) => result,
-        Err(e) if is_timeout(&e) => (timeout_reply(), false),
-        Err(e) => (error_reply(&e), false),
-    };
-    let (status, addresses, detail) = match reply {
-        Reply::Final {
+/// Ask each `(server, family)` for `name`, all at once, in one timeout. Answers come in the
+/// order asked.
+fn ask(asked: &[(IpAddr, Family)], name: &Name, timeout: Duration) -> Result<Vec<Answer>, String> {
+    let exchanges = asked
+        .iter()
+        .map(|&(server, family)| {
+            let id = query_id();
+            Ok(Exchange {
+                server: SocketAddr::new(server, PORT),
+                query: build_query(id, name, family)?,
+                read: Box::new(move |packet: &[u8]| classify(id, name, family, packet)),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(exchange(&exchanges, timeout)
+        .into_iter()
+        .map(answer)
+        .collect())
+}
+
+fn answer(outcome: Outcome) -> Answer {
+    let (status, addresses, detail) = match outcome.ending {
+        Ending::Replied(Reply::Final {
             status,
             addresses,
             detail,
-        } => (status, addresses, detail),
-        // TCP answers are never truncated; NotOurs never leaves `exchange`.
-        Reply::Truncated | Reply::NotOurs => (
+        }) => (status, addresses, detail),
+        Ending::Replied(_) => (
             Status::Error,
             Vec::new(),
             Some("truncated answer over TCP".to_owned()),
+        ),
+        Ending::Failed(e) => (Status::Error, Vec::new(), Some(failure(&e))),
+        Ending::TimedOut { malformed } => (
+            Status::Timeout,
+            Vec::new(),
+            malformed.then(|| "only malformed answers".to_owned()),
         ),
     };
     Answer {
         status,
         addresses,
-        elapsed: if status == Status::Timeout {
-            timeout
-        } else {
-            start.elapsed()
-        },
-        tcp,
+        elapsed: outcome.elapsed,
+        tcp: outcome.tcp,
         detail,
     }
 }
 
-fn timeout_reply() -> Reply {
-    Reply::Final {
-        status: Status::Timeout,
-        addresses: Vec::new(),
-        detail: None,
-    }
-}
-
-fn error_reply(e: &io::Error) -> Reply {
-    let detail = match e.kind() {
+fn failure(e: &io::Error) -> String {
+    match e.kind() {
         io::ErrorKind::ConnectionRefused => {
             "connection refused (nothing listens on port 53)".to_owned()
         }
         _ => e.to_string(),
-    };
-    Reply::Final {
-        status: Status::Error,
-        addresses: Vec::new(),
-        detail: Some(detail),
     }
 }
 
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-/// The time left before `deadline`, or a timeout error once there is none.
-fn remaining(deadline: Instant) -> io::Result<Duration> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        Err(io::ErrorKind::TimedOut.into())
-    } else {
-        Ok(left)
+/// Ask `server` for `name` of one family; never takes longer than `timeout` (plus the time to
+/// notice it ran out).
+pub fn query(server: IpAddr, name: &Name, family: Family, timeout: Duration) -> Answer {
+    match ask(&[(server, family)], name, timeout) {
+        Ok(mut answers) if answers.len() == 1 => answers.remove(0),
+        Ok(_) => Answer::failed("no answer was recorded".to_owned()),
+        Err(e) => Answer::failed(e),
     }
 }
 
-/// UDP first; TCP when the UDP answer is truncated. Returns the final reply and whether TCP
-/// carried it.
-fn exchange(
-    server: IpAddr,
-    id: u16,
-    name: &Name,
-    family: Family,
-    deadline: Instant,
-) -> io::Result<(Reply, bool)> {
-    let packet = build_query(id, name, family).map_err(io::Error::other)?;
-    let address = SocketAddr::new(server, PORT);
-    match udp(address, &packet, id, name, family, deadline)? {
-        Reply::Truncated => Ok((tcp(address, &packet, id, name, family, deadline)?, true)),
-        reply => Ok((reply, false)),
-    }
-}
-
-fn udp(
-    server: SocketAddr,
-    packet: &[u8],
-    id: u16,
-    name: &Name,
-    family: Family,
-    deadline: Instant,
-) -> io::Result<Reply> {
-    let local: IpAddr = match server {
-        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
-        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
-    };
-    let socket = UdpSocket::bind((local, 0))?;
-    // Connected: the kernel drops datagrams from any other address, and an ICMP port
-    // unreachable comes back as ECONNREFUSED instead of a silent wait.
-    socket.connect(server)?;
-    socket.send(packet)?;
-    let mut buffer = vec![0u8; MAX_MESSAGE];
-    loop {
-        wait_readable(socket.as_fd(), deadline)?;
-        let received = socket.recv(&mut buffer)?;
-        match classify(id, name, family, &buffer[..received]) {
-            Reply::NotOurs => continue,
-            reply => return Ok(reply),
-        }
-    }
-}
-
-fn tcp(
-    server: SocketAddr,
-    packet: &[u8],
-    id: u16,
-    name: &Name,
-    family: Family,
-    deadline: Instant,
-) -> io::Result<Reply> {
-    let mut stream = TcpStream::connect_timeout(&server, remaining(deadline)?)?;
-    let length = u16::try_from(packet.len()).map_err(io::Error::other)?;
-    let mut framed = length.to_be_bytes().to_vec();
-    framed.extend_from_slice(packet);
-    stream.set_write_timeout(Some(remaining(deadline)?))?;
-    stream.write_all(&framed)?;
-    let mut prefix = [0u8; 2];
-    read_exact_by(&mut stream, &mut prefix, deadline)?;
-    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
-    read_exact_by(&mut stream, &mut answer, deadline)?;
-    match classify(id, name, family, &answer) {
-        Reply::NotOurs => Err(io::Error::other("the TCP answer is not for our query")),
-        Reply::Truncated => Ok(Reply::Final {
-            status: Status::Error,
-            addresses: Vec::new(),
-            detail: Some("truncated answer over TCP".to_owned()),
-        }),
-        reply => Ok(reply),
-    }
-}
-
-/// Wait until `fd` can be read (or has an error to report) or `deadline` passes. poll(2) sleeps
-/// on a high-resolution timer; a socket's SO_RCVTIMEO runs on the timer wheel, which wakes a
-/// 1 s wait tens of milliseconds late.
-fn wait_readable(fd: BorrowedFd, deadline: Instant) -> io::Result<()> {
-    loop {
-        let left = remaining(deadline)?;
-        let ms = left.as_micros().div_ceil(1000);
-        let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
-        match poll(&mut [PollFd::new(fd, PollFlags::POLLIN)], timeout) {
-            Ok(0) | Err(Errno::EINTR) => continue,
-            Ok(_) => return Ok(()),
-            Err(errno) => return Err(errno.into()),
-        }
-    }
-}
-
-/// `read_exact`, but no read waits past `deadline`.
-fn read_exact_by(
-    stream: &mut TcpStream,
-    mut buffer: &mut [u8],
-    deadline: Instant,
-) -> io::Result<()> {
-    while !buffer.is_empty() {
-        wait_readable(stream.as_fd(), deadline)?;
-        match stream.read(buffer) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => buffer = &mut buffer[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Ask every server for `name`'s A and AAAA at once: 2 threads a server, each bounded by
-/// `timeout`, so the whole probe takes one timeout. Results come in the order of `servers`.
+/// Ask every server for `name`'s A and AAAA at once, in one timeout. Results come in the
+/// order of `servers`.
 pub fn probe(
     servers: &[IpAddr],
     name: &str,
     timeout: Duration,
 ) -> Result<Vec<ServerProbe>, String> {
     let name = parse_name(name)?;
-    let name = &name;
-    let results = std::thread::scope(|scope| {
-        let handles: Vec<_> = servers
-            .iter()
-            .map(|&server| {
-                [Family::A, Family::Aaaa].map(|family| {
-                    let ask = move || query(server, name, family, timeout);
-                    // A thread needs little stack here; if one cannot be had, ask inline.
-                    std::thread::Builder::new()
-                        .stack_size(256 * 1024)
-                        .spawn_scoped(scope, ask)
-                        .map_err(|_| ask)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .zip(servers)
-            .map(|(pair, &server)| {
-                let [a, aaaa] = pair.map(|handle| match handle {
-                    Ok(thread) => thread.join().unwrap_or_else(|_| panicked()),
-                    Err(ask) => ask(),
-                });
-                ServerProbe { server, a, aaaa }
-            })
-            .collect()
-    });
-    Ok(results)
-}
-
-fn panicked() -> Answer {
-    Answer {
-        status: Status::Error,
-        addresses: Vec::new(),
-        elapsed: Duration::ZERO,
-        tcp: false,
-        detail: Some("the query thread panicked".to_owned()),
-    }
+    let asked: Vec<(IpAddr, Family)> = servers
+        .iter()
+        .flat_map(|&server| [(server, Family::A), (server, Family::Aaaa)])
+        .collect();
+    let mut answers = ask(&asked, &name, timeout)?.into_iter();
+    Ok(servers
+        .iter()
+        .map(|&server| {
+            let mut next = || {
+                answers
+                    .next()
+                    .unwrap_or_else(|| Answer::failed("no answer was recorded".to_owned()))
+            };
+            let (a, aaaa) = (next(), next());
+            ServerProbe { server, a, aaaa }
+        })
+        .collect())
 }
 
 /// The servers a C library uses, in order: the first [`MAXNS`] `nameserver` lines it can read.
@@ -831,20 +1126,186 @@ mod tests {
     }
 
     #[test]
-    fn garbage_with_our_id_is_an_error() {
+    fn garbage_with_our_id_is_malformed() {
         let reply = classify(
             0x0102,
             &name("x.test"),
             Family::A,
             &[1, 2, 0x81, 0x80, 0, 1],
         );
+        assert_eq!(reply, Reply::Malformed);
+    }
+
+    fn aaaa(owner: &str, v6: &str) -> Record {
+        Record::from_rdata(name(owner), 60, RData::AAAA(AAAA(v6.parse().unwrap())))
+    }
+
+    fn cname(owner: &str, target: &str) -> Record {
+        Record::from_rdata(name(owner), 60, RData::CNAME(CNAME(name(target))))
+    }
+
+    /// The AAAA answer for `question` with `records`, classified.
+    fn chain(question: &str, records: Vec<Record>) -> Reply {
+        let mut m = response(30, question, RecordType::AAAA, ResponseCode::NoError);
+        for record in records {
+            m.add_answer(record);
+        }
+        classify(30, &name(question), Family::Aaaa, &bytes(&m))
+    }
+
+    fn ok(addresses: &[&str]) -> Reply {
+        let addresses = addresses.iter().map(|a| a.parse().unwrap()).collect();
+        final_(Status::Ok, addresses)
+    }
+
+    #[test]
+    fn an_address_of_another_name_is_not_an_answer() {
+        let reply = chain("www.test", vec![aaaa("other.test", "2001:db8::1")]);
+        assert_eq!(reply, final_(Status::NoData, vec![]));
+    }
+
+    #[test]
+    fn addresses_count_along_the_cname_chain_in_glibc_order() {
+        // question -> CNAME -> AAAA, names compared without case.
+        let reply = chain(
+            "www.test",
+            vec![
+                cname("WWW.test", "web.test"),
+                aaaa("web.TEST", "2001:db8::8"),
+            ],
+        );
+        assert_eq!(reply, ok(&["2001:db8::8"]));
+        // A longer chain, in order.
+        let reply = chain(
+            "www.test",
+            vec![
+                cname("www.test", "a.test"),
+                cname("a.test", "b.test"),
+                aaaa("b.test", "2001:db8::b"),
+            ],
+        );
+        assert_eq!(reply, ok(&["2001:db8::b"]));
+        // glibc reads the records once, in order: an address before the CNAME that leads to
+        // its owner is skipped, and so is one of the question after the chain moved on.
+        let reply = chain(
+            "www.test",
+            vec![
+                aaaa("web.test", "2001:db8::8"),
+                cname("www.test", "web.test"),
+                aaaa("www.test", "2001:db8::1"),
+            ],
+        );
+        assert_eq!(reply, final_(Status::NoData, vec![]));
+        let reply = chain(
+            "www.test",
+            vec![
+                cname("a.test", "b.test"),
+                cname("www.test", "a.test"),
+                aaaa("b.test", "2001:db8::b"),
+            ],
+        );
+        assert_eq!(reply, final_(Status::NoData, vec![]));
+        // An address of the question before the CNAME still counts, as does its end's.
+        let reply = chain(
+            "www.test",
+            vec![
+                aaaa("www.test", "2001:db8::1"),
+                cname("www.test", "web.test"),
+                aaaa("web.test", "2001:db8::8"),
+            ],
+        );
+        assert_eq!(reply, ok(&["2001:db8::1", "2001:db8::8"]));
+        // glibc follows a CNAME whatever its owner ("historic precedent" in getanswer_r).
+        let reply = chain(
+            "www.test",
+            vec![
+                cname("elsewhere.test", "web.test"),
+                aaaa("web.test", "2001:db8::8"),
+            ],
+        );
+        assert_eq!(reply, ok(&["2001:db8::8"]));
+    }
+
+    #[test]
+    fn a_malformed_answer_with_our_id_is_not_final() {
+        let short = [1, 2, 0x81, 0x80, 0, 1];
+        let mut m = response(0x0102, "dual.test", RecordType::AAAA, ResponseCode::NoError);
+        m.add_answer(aaaa("dual.test", "2001:db8::66"));
+        let good = bytes(&m);
+        let cut = &good[..good.len() - 5];
+        for packet in [&short[..], cut] {
+            let reply = classify(0x0102, &name("dual.test"), Family::Aaaa, packet);
+            assert!(!matches!(reply, Reply::Final { .. }), "{reply:?}");
+            assert_eq!(reply, Reply::Malformed);
+        }
+    }
+
+    /// The transport on loopback, with no namespace: a silent server, a closed port and a
+    /// server that sends junk with the query's id before its answer, all in one timeout.
+    #[test]
+    fn the_transport_serves_every_exchange_in_one_timeout() {
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let closed_address = closed.local_addr().unwrap();
+        drop(closed);
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let server_address = server.local_addr().unwrap();
+        let answering = std::thread::spawn(move || {
+            let mut buffer = [0u8; 512];
+            let (n, peer) = server.recv_from(&mut buffer).unwrap();
+            let query = Message::from_vec(&buffer[..n]).unwrap();
+            let mut m = response(
+                query.metadata.id,
+                "dual.test",
+                RecordType::AAAA,
+                ResponseCode::NoError,
+            );
+            m.add_answer(aaaa("dual.test", "2001:db8::66"));
+            let good = bytes(&m);
+            server.send_to(&good[..good.len() - 5], peer).unwrap();
+            server.send_to(&good, peer).unwrap();
+        });
+        let name = name("dual.test");
+        let exchanges: Vec<Exchange> =
+            [silent.local_addr().unwrap(), closed_address, server_address]
+                .into_iter()
+                .map(|server| {
+                    let id = query_id();
+                    let name = &name;
+                    Exchange {
+                        server,
+                        query: build_query(id, name, Family::Aaaa).unwrap(),
+                        read: Box::new(move |p: &[u8]| classify(id, name, Family::Aaaa, p)),
+                    }
+                })
+                .collect();
+        let timeout = Duration::from_millis(300);
+        let start = Instant::now();
+        let outcomes = exchange(&exchanges, timeout);
+        assert!(start.elapsed() >= timeout);
+        assert!(start.elapsed() < timeout * 3, "{:?}", start.elapsed());
+        answering.join().unwrap();
         assert!(matches!(
-            reply,
-            Reply::Final {
-                status: Status::Error,
-                ..
-            }
+            outcomes[0].ending,
+            Ending::TimedOut { malformed: false }
         ));
+        assert_eq!(outcomes[0].elapsed, timeout);
+        match &outcomes[1].ending {
+            Ending::Failed(e) => assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(
+                &outcomes[2].ending,
+                Ending::Replied(Reply::Final {
+                    status: Status::Ok,
+                    ..
+                })
+            ),
+            "{:?}",
+            outcomes[2]
+        );
+        assert!(outcomes[2].elapsed < timeout);
     }
 
     #[test]
@@ -883,14 +1344,7 @@ mod tests {
             Family::Aaaa,
             &packet[..packet.len() - 5],
         );
-        assert_eq!(
-            reply,
-            Reply::Final {
-                status: Status::Error,
-                addresses: vec![],
-                detail: Some("malformed answer".into())
-            }
-        );
+        assert_eq!(reply, Reply::Malformed);
     }
 
     #[test]

@@ -14,9 +14,10 @@ mod common;
 mod responder;
 
 use std::fs::{self, File};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -139,12 +140,19 @@ impl Netns {
 
     /// Run `program args` in the namespace with `resolv_conf` bind-mounted over /etc/resolv.conf.
     fn run(&self, resolv_conf: &Path, program: &Path, args: &[&str]) -> Run {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name, "sh", "-c"])
-            .arg(r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#)
+        let mut cmd = self.exec(&["sh", "-c"]);
+        cmd.arg(r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#)
             .arg(resolv_conf)
             .arg(program)
-            .args(args)
+            .args(args);
+        bounded(&mut cmd)
+    }
+
+    /// `ip netns exec` into the namespace, with no `SHIM_*` setting of this process leaking in.
+    fn exec(&self, program: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name])
+            .args(program)
             .env_remove("SHIM_LOG")
             .env_remove("SHIM_EMBEDDED")
             .env_remove("SHIM_PROBE")
@@ -153,7 +161,7 @@ impl Netns {
             // that expect a silent server name their own, shorter, --probe-timeout.
             .env("SHIM_PROBE_TIMEOUT_MS", "5000")
             .env_remove("SHIM_RESOLV_CONF");
-        bounded(&mut cmd)
+        cmd
     }
 
     fn shim(&self, resolv_conf: &Path, args: &[&str]) -> Run {
@@ -217,6 +225,11 @@ impl Drop for Reap {
 
 /// Run to completion, at most [`LIMIT`], with stdout and stderr captured.
 fn bounded(cmd: &mut Command) -> Run {
+    bounded_by(cmd, LIMIT)
+}
+
+/// Run to completion, at most `limit`, with stdout and stderr captured.
+fn bounded_by(cmd: &mut Command, limit: Duration) -> Run {
     let start = Instant::now();
     let child = cmd
         .stdin(Stdio::null())
@@ -242,8 +255,8 @@ fn bounded(cmd: &mut Command) -> Run {
             break status;
         }
         assert!(
-            start.elapsed() < LIMIT,
-            "{cmd:?} still runs after {LIMIT:?}"
+            start.elapsed() < limit,
+            "{cmd:?} still runs after {limit:?}"
         );
         std::thread::sleep(Duration::from_millis(2));
     };
@@ -669,6 +682,193 @@ fn the_whole_probe_takes_one_timeout_however_many_servers_are_silent() {
     }
     // Only the first three count, and all three are silent.
     assert_eq!(run.code(), Some(1));
+}
+
+/// A cgroup of the pids controller with `pids.max` set, for a child to move into; removed on
+/// drop, also when the test fails. cgroup v2 where its pids controller is there, else the v1
+/// pids hierarchy (hosts that still mount v1 keep the controller there).
+struct PidsCgroup {
+    dir: PathBuf,
+}
+
+impl PidsCgroup {
+    fn new(max: u32) -> Option<PidsCgroup> {
+        let name = format!(
+            "shim-dns-{}-{}",
+            std::process::id(),
+            SERIAL.fetch_add(1, Ordering::SeqCst)
+        );
+        let has_pids = |root: &Path| {
+            fs::read_to_string(root.join("cgroup.controllers"))
+                .is_ok_and(|c| c.split_whitespace().any(|c| c == "pids"))
+        };
+        let v2 = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            .map(Path::new)
+            .into_iter()
+            .filter(|root| has_pids(root));
+        let v1 = Some(Path::new("/sys/fs/cgroup/pids")).filter(|root| root.join("tasks").exists());
+        for root in v2.chain(v1) {
+            // v2: the children of the root only get pids.max once the root hands the
+            // controller down; already done on most hosts, harmless when it is.
+            let _ = fs::write(root.join("cgroup.subtree_control"), "+pids");
+            let cgroup = PidsCgroup {
+                dir: root.join(&name),
+            };
+            if fs::create_dir(&cgroup.dir).is_err() {
+                continue;
+            }
+            if fs::write(cgroup.dir.join("pids.max"), max.to_string()).is_ok() {
+                return Some(cgroup);
+            }
+        }
+        None
+    }
+
+    /// `cgroup.procs`, open for the child to write "0" to (itself) between fork and exec,
+    /// where nothing may be allocated.
+    fn procs(&self) -> File {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(self.dir.join("cgroup.procs"))
+            .unwrap()
+    }
+
+    /// How many times a fork or thread creation was refused by pids.max.
+    fn refused(&self) -> u64 {
+        let events = fs::read_to_string(self.dir.join("pids.events")).unwrap();
+        events
+            .lines()
+            .find_map(|line| line.strip_prefix("max "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no max in pids.events: {events}"))
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        // The last task leaves a moment after it is reaped.
+        for _ in 0..100 {
+            match fs::remove_dir(&self.dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+#[test]
+fn hundreds_of_silent_servers_take_one_timeout_and_no_thread() {
+    let test = "hundreds_of_silent_servers_take_one_timeout_and_no_thread";
+    if !root(test) {
+        return;
+    }
+    // pids.max 1: `ip netns exec` execs shim in place, so shim may be one task and no more.
+    let cgroup = PidsCgroup::new(1);
+    if !common::require(cgroup.is_some(), "a writable pids cgroup (v2 or v1)", test) {
+        return;
+    }
+    let cgroup = cgroup.unwrap();
+    let ns = Netns::new();
+    // One wildcard socket reads and drops what comes to every 127.x address: 300 silent
+    // servers (nothing listening would answer at once, with ICMP port unreachable).
+    let silent = ns.enter(|| {
+        let udp = std::net::UdpSocket::bind("0.0.0.0:53").expect("bind UDP");
+        Responder::start(udp, None, Behaviour::Silent)
+    });
+    let _v6 = ns.serve(V6_SERVER, Behaviour::Zone);
+    let mut content: String = (1..=2)
+        .flat_map(|x| (1..=150).map(move |y| format!("nameserver 127.0.{x}.{y}\n")))
+        .collect();
+    content.push_str("nameserver 2001:db8::53\n");
+    let file = ns.resolv_conf(&content);
+
+    let timeout = Duration::from_millis(300);
+    let mut cmd = ns.exec(&[common::shim().to_str().unwrap()]);
+    cmd.args(["--check-dns", "--json", "--name", "v6only.test"])
+        .arg("--resolv-conf")
+        .arg(&file)
+        .args(["--probe-timeout", &timeout.as_millis().to_string()]);
+    let procs = cgroup.procs();
+    // SAFETY: one write(2) of a static buffer through a file opened before the fork.
+    unsafe {
+        cmd.pre_exec(move || (&procs).write_all(b"0"));
+    }
+    // One query after the other, 601 servers and 2 families would take 6 minutes.
+    let run = bounded_by(&mut cmd, Duration::from_secs(20));
+    let json: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", run.stdout, run.stderr));
+    assert!(run.elapsed >= timeout, "{:?}", run.elapsed);
+    assert!(run.elapsed < timeout * 5, "{:?}", run.elapsed);
+    assert_eq!(
+        cgroup.refused(),
+        0,
+        "shim tried to start a thread or a process"
+    );
+    let servers = json["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 301);
+    assert_eq!(server(&json, "2001:db8::53")["aaaa"]["status"], "ok");
+    for s in &servers[..300] {
+        for family in ["a", "aaaa"] {
+            assert_eq!(s[family]["status"], "timeout", "{s}");
+        }
+    }
+    assert!(silent.queries() > 0);
+    // The first three are silent.
+    assert_eq!(run.code(), Some(1), "{run:?}");
+}
+
+#[test]
+fn a_malformed_answer_with_our_id_is_waited_past() {
+    if !root("a_malformed_answer_with_our_id_is_waited_past") {
+        return;
+    }
+    let ns = Netns::new();
+    let _v6 = ns.serve(V6_SERVER, Behaviour::MalformedFirst);
+    let file = ns.resolv_conf("nameserver 2001:db8::53\n");
+    let (run, json) = ns.check_json(&file, &["--name", "dual.test"]);
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    let v6 = server(&json, "2001:db8::53");
+    for (family, address) in [("a", "192.0.2.66"), ("aaaa", "2001:db8:6::66")] {
+        assert_eq!(v6[family]["status"], "ok", "{v6}");
+        assert_eq!(v6[family]["tcp"], false, "{v6}");
+        assert_eq!(v6[family]["addresses"], serde_json::json!([address]));
+    }
+
+    // --embedded auto keeps a 127.0.0.11 whose good answer follows a malformed one.
+    let _embedded = ns.serve(EMBEDDED, Behaviour::MalformedFirst);
+    let file = ns.resolv_conf(DOCKER_25);
+    let run = ns.shim(
+        &file,
+        &["-v", "--embedded", "auto", "--", "cat", "/etc/resolv.conf"],
+    );
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert_eq!(run.stdout, DOCKER_25, "{run:?}");
+    assert_contains(
+        &run.stderr,
+        &[
+            "--embedded auto: 127.0.0.11 answered AAAA example.com: nxdomain (",
+            "kept",
+        ],
+    );
+}
+
+#[test]
+fn only_malformed_answers_are_a_timeout() {
+    if !root("only_malformed_answers_are_a_timeout") {
+        return;
+    }
+    let ns = Netns::new();
+    let _v6 = ns.serve(V6_SERVER, Behaviour::MalformedOnly);
+    let file = ns.resolv_conf("nameserver 2001:db8::53\n");
+    let (run, json) = ns.check_json(&file, &["--name", "dual.test", "--probe-timeout", "300"]);
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    let v6 = server(&json, "2001:db8::53");
+    for family in ["a", "aaaa"] {
+        assert_eq!(v6[family]["status"], "timeout", "{v6}");
+        assert_eq!(v6[family]["detail"], "only malformed answers", "{v6}");
+    }
 }
 
 #[test]

@@ -34,6 +34,12 @@ pub enum Behaviour {
     TruncatingZone,
     /// Relays each query to the upstream this socket is connected to and its answer back.
     Forward(Arc<UdpSocket>),
+    /// The zone, but each UDP answer comes after two malformed ones with the query's id (one
+    /// shorter than a header, one cut inside its last section): a broken middlebox or a
+    /// hostile host.
+    MalformedFirst,
+    /// Only the malformed answers of `MalformedFirst`, never a good one.
+    MalformedOnly,
 }
 
 /// A running server; stops and joins its threads when dropped.
@@ -93,6 +99,9 @@ fn serve_udp(socket: UdpSocket, behaviour: &Behaviour, stop: &AtomicBool, querie
             continue;
         };
         queries.fetch_add(1, Ordering::SeqCst);
+        for junk in malformed(&buffer[..n], behaviour) {
+            let _ = socket.send_to(&junk, peer);
+        }
         if let Some(answer) = answer(&buffer[..n], behaviour, true) {
             let _ = socket.send_to(&answer, peer);
         }
@@ -152,7 +161,10 @@ fn answer(query: &[u8], behaviour: &Behaviour, udp: bool) -> Option<Vec<u8>> {
             m.metadata.response_code = *code;
             m.to_vec().ok()
         }
-        Behaviour::Zone => zone(&Message::from_vec(query).ok()?).to_vec().ok(),
+        Behaviour::Zone | Behaviour::MalformedFirst => {
+            zone(&Message::from_vec(query).ok()?).to_vec().ok()
+        }
+        Behaviour::MalformedOnly => None,
         Behaviour::TruncatingZone => {
             let query = Message::from_vec(query).ok()?;
             if udp {
@@ -164,6 +176,26 @@ fn answer(query: &[u8], behaviour: &Behaviour, udp: bool) -> Option<Vec<u8>> {
             }
         }
     }
+}
+
+/// The malformed answers sent over UDP before the answer (if any), each with the query's id.
+fn malformed(query: &[u8], behaviour: &Behaviour) -> Vec<Vec<u8>> {
+    if !matches!(
+        behaviour,
+        Behaviour::MalformedFirst | Behaviour::MalformedOnly
+    ) {
+        return Vec::new();
+    }
+    let Some(good) = Message::from_vec(query)
+        .ok()
+        .and_then(|q| zone(&q).to_vec().ok())
+    else {
+        return Vec::new();
+    };
+    // QR, RD, RA, one question: then nothing, 6 bytes short of a header.
+    let short = vec![query[0], query[1], 0x81, 0x80, 0, 1];
+    let cut = good[..good.len() - 3].to_vec();
+    vec![short, cut]
 }
 
 fn reply_to(query: &Message) -> Message {
