@@ -134,29 +134,25 @@ fn group_entries(group: &[u8]) -> impl Iterator<Item = GroupEntry<'_>> {
     })
 }
 
-fn lossy(name: &[u8]) -> String {
-    shown(OsStr::from_bytes(name))
+fn unknown(what: &str, name: &[u8], file: &str) -> UserError {
+    UserError(format!(
+        "--user: no {what} '{}' in {file}; use a number or add the {what} to the image",
+        shown(OsStr::from_bytes(name))
+    ))
 }
 
 /// Resolve `spec` against the contents of /etc/passwd and /etc/group. Pure.
 pub fn resolve(spec: &UserSpec, passwd: &[u8], group: &[u8]) -> Result<Identity, UserError> {
-    let entry = match &spec.user {
-        Id::Number(uid) => passwd_entries(passwd).find(|e| e.uid == *uid),
-        Id::Name(name) => Some(
-            passwd_entries(passwd)
-                .find(|e| e.name == &name[..])
-                .ok_or_else(|| {
-                    UserError(format!(
-                "--user: no user '{}' in /etc/passwd; use a number or add the user to the image",
-                lossy(name)
-            ))
-                })?,
-        ),
-    };
-    let (uid, primary, home) = match (&entry, &spec.user) {
-        (Some(e), _) => (e.uid, e.gid, e.home.to_vec()),
-        (None, Id::Number(uid)) => (*uid, 0, b"/".to_vec()),
-        (None, Id::Name(_)) => unreachable!("a name without an entry was refused above"),
+    let (uid, primary, home, name) = match &spec.user {
+        Id::Number(uid) => match passwd_entries(passwd).find(|e| e.uid == *uid) {
+            Some(e) => (e.uid, e.gid, e.home, Some(e.name)),
+            // A uid the image does not list: runc's defaults.
+            None => (*uid, 0, &b"/"[..], None),
+        },
+        Id::Name(name) => match passwd_entries(passwd).find(|e| e.name == &name[..]) {
+            Some(e) => (e.uid, e.gid, e.home, Some(e.name)),
+            None => return Err(unknown("user", name, "/etc/passwd")),
+        },
     };
     let (gid, groups) = match &spec.group {
         Some(Id::Number(gid)) => (*gid, vec![*gid]),
@@ -164,19 +160,14 @@ pub fn resolve(spec: &UserSpec, passwd: &[u8], group: &[u8]) -> Result<Identity,
             let gid = group_entries(group)
                 .find(|g| g.name == &name[..])
                 .map(|g| g.gid)
-                .ok_or_else(|| {
-                    UserError(format!(
-                        "--user: no group '{}' in /etc/group; use a number or add the group to the image",
-                        lossy(name)
-                    ))
-                })?;
+                .ok_or_else(|| unknown("group", name, "/etc/group"))?;
             (gid, vec![gid])
         }
         None => {
             let mut groups = vec![primary];
-            if let Some(e) = &entry {
+            if let Some(name) = name {
                 for g in group_entries(group) {
-                    let member = g.members.split(|&b| b == b',').any(|m| m == e.name);
+                    let member = g.members.split(|&b| b == b',').any(|m| m == name);
                     if member && !groups.contains(&g.gid) {
                         groups.push(g.gid);
                     }
@@ -189,7 +180,7 @@ pub fn resolve(spec: &UserSpec, passwd: &[u8], group: &[u8]) -> Result<Identity,
         uid,
         gid,
         groups,
-        home: OsString::from_vec(home),
+        home: OsString::from_vec(home.to_vec()),
     })
 }
 
