@@ -222,7 +222,8 @@ impl From<lexopt::Error> for Usage {
             UnexpectedValue { option, value } => {
                 format!("{option} takes no value, got '{}'", shown(&value))
             }
-            other => shown(OsStr::new(&other.to_string())),
+            // Not made by the calls above (no value is converted, no free argument refused).
+            _ => "invalid arguments".into(),
         };
         Usage(format!("{line} (see shim --help)"))
     }
