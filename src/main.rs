@@ -64,14 +64,23 @@ unsafe fn c_args(argc: c_int, argv: *const *const c_char) -> Vec<&'static CStr> 
 
 fn run(options: &Options, command: &[&CStr]) -> ! {
     let signals = supervisor::hold_signals();
+    // Who the app will run as is settled before anything is written: an unknown name or an
+    // unreadable /etc/passwd stops shim with the file as it was. The switch itself comes after
+    // the fix and the probe, which need root.
+    let identity = options.user.as_ref().map(|spec| {
+        privileges::resolve_user(spec).unwrap_or_else(|e| {
+            error!("{e}; not starting the app");
+            exit(1)
+        })
+    });
     let fixed = fix_resolv_conf(options);
     let probed = probe_dns(options);
     if !(fixed && probed) && options.strict {
         error!("--strict: not starting the app");
         exit(1);
     }
-    if let Some(user) = &options.user {
-        if let Err(e) = privileges::become_user(user) {
+    if let Some(identity) = &identity {
+        if let Err(e) = privileges::become_user(identity) {
             error!("{e}; not starting the app");
             exit(1);
         }

@@ -8,7 +8,8 @@ use common::{Mounts, TempDir};
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
     nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n\
@@ -19,10 +20,14 @@ const RESOLV: &str = "nameserver 127.0.0.11\nnameserver 2001:db8::53\n";
 /// A private mount namespace whose /etc/passwd and /etc/group are ours, and a resolv.conf that
 /// only root may write. Drop the mounts before the directory: keep the tuple's order.
 fn private_etc(test: &str) -> (TempDir, Mounts, PathBuf) {
+    private_etc_with(test, PASSWD.as_bytes(), GROUP.as_bytes())
+}
+
+fn private_etc_with(test: &str, passwd: &[u8], group: &[u8]) -> (TempDir, Mounts, PathBuf) {
     let dir = TempDir::new(test);
     let mut mounts = Mounts::private();
-    for (name, content) in [("passwd", PASSWD), ("group", GROUP)] {
-        let file = dir.file(name, content.as_bytes());
+    for (name, content) in [("passwd", passwd), ("group", group)] {
+        let file = dir.file(name, content);
         mounts.bind(&file, &Path::new("/etc").join(name));
     }
     let resolv = dir.file("resolv.conf", RESOLV.as_bytes());
@@ -81,4 +86,191 @@ fn an_unknown_user_stops_before_the_app() {
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains(user.rsplit(':').next().unwrap()), "{err}");
     }
+}
+
+/// `run_as` with a deadline: None when shim was still running after `limit` (then killed).
+fn run_as_within(resolv: &Path, user: &str, limit: Duration) -> Option<Output> {
+    let mut cmd = Command::new(common::shim());
+    cmd.arg("--resolv-conf")
+        .arg(resolv)
+        .args(["--user", user, "--", "true"]);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn a_malformed_user_is_a_usage_error_before_anything_is_written() {
+    // No root needed: the spec is refused while the command line is read.
+    let dir = TempDir::new("malformed");
+    let resolv = dir.file("resolv.conf", RESOLV.as_bytes());
+    let cases = [
+        "",
+        ":",
+        "app:",
+        ":audio",
+        "a:b:c",
+        "app:audio:",
+        "99999999999",
+    ];
+    for user in cases {
+        let out = run_as(&resolv, user);
+        let err = common::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "--user '{user}': {err}");
+        assert_eq!(
+            common::stdout(&out),
+            "",
+            "--user '{user}': the app must not start"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("--user"), "{err}");
+        assert_eq!(
+            fs::read(&resolv).unwrap(),
+            RESOLV.as_bytes(),
+            "--user '{user}'"
+        );
+    }
+    let mut cmd = Command::new(common::shim());
+    cmd.arg("--resolv-conf")
+        .arg(&resolv)
+        .args(["--", "echo", "ran"]);
+    cmd.env("SHIM_USER", ":");
+    let out = common::output(&mut cmd);
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    assert!(common::stderr(&out).contains("SHIM_USER"));
+    assert_eq!(fs::read(&resolv).unwrap(), RESOLV.as_bytes());
+}
+
+#[test]
+fn an_unknown_user_stops_before_anything_is_written() {
+    if !common::require_root("an_unknown_user_stops_before_anything_is_written") {
+        return;
+    }
+    let (_dir, _mounts, resolv) = private_etc("unknown-unwritten");
+    for user in ["ghost", "app:ghosts"] {
+        let out = run_as(&resolv, user);
+        assert_eq!(out.status.code(), Some(1), "--user {user}");
+        assert_eq!(
+            fs::read(&resolv).unwrap(),
+            RESOLV.as_bytes(),
+            "--user {user}"
+        );
+    }
+}
+
+/// `José`, `café`, a home with such a byte: Latin-1, as old images have them.
+const PASSWD_LATIN1: &[u8] = b"root:x:0:0:root:/root:/bin/sh\n\
+    app:x:1000:1000:Jos\xe9:/home/app:/bin/sh\n\
+    jose:x:1001:1001::/home/jos\xe9:/bin/sh\n";
+const GROUP_LATIN1: &[u8] = b"root:x:0:\ncaf\xe9:x:50:app\napp:x:1000:\nvideo:x:44:app\n";
+
+#[test]
+fn passwd_and_group_are_read_as_bytes() {
+    if !common::require_root("passwd_and_group_are_read_as_bytes") {
+        return;
+    }
+    let (_dir, _mounts, resolv) = private_etc_with("latin1", PASSWD_LATIN1, GROUP_LATIN1);
+    // `id -G` lists the groups as the kernel keeps them: sorted.
+    for (user, expected) in [
+        ("app", &b"1000 1000 1000 44 50 /home/app"[..]),
+        ("1000", b"1000 1000 1000 44 50 /home/app"),
+        ("jose", b"1001 1001 1001 /home/jos\xe9"),
+    ] {
+        fs::write(&resolv, RESOLV).unwrap();
+        let out = run_as(&resolv, user);
+        assert!(out.status.success(), "{user}: {}", common::stderr(&out));
+        assert_eq!(out.stdout.trim_ascii(), expected, "--user {user}");
+    }
+}
+
+#[test]
+fn a_numeric_user_or_group_is_an_id_not_a_name() {
+    if !common::require_root("a_numeric_user_or_group_is_an_id_not_a_name") {
+        return;
+    }
+    // A user named "1000" (uid 2000) and a group named "44" (gid 45) come first: they are not
+    // the ids 1000 and 44.
+    let passwd = format!("1000:x:2000:2000::/home/named:/bin/sh\n{PASSWD}");
+    let group = format!("44:x:45:app\n{GROUP}");
+    let (_dir, _mounts, resolv) = private_etc_with("numeric", passwd.as_bytes(), group.as_bytes());
+    for (user, expected) in [
+        ("1000", "1000 1000 1000 44 45 /home/app"),
+        ("1000:44", "1000 44 44 /home/app"),
+        ("2000", "2000 2000 2000 /home/named"),
+    ] {
+        let out = run_as(&resolv, user);
+        assert!(out.status.success(), "{user}: {}", common::stderr(&out));
+        assert_eq!(common::stdout(&out).trim(), expected, "--user {user}");
+    }
+}
+
+#[test]
+fn a_fifo_in_place_of_passwd_or_group_stops_at_once() {
+    if !common::require_root("a_fifo_in_place_of_passwd_or_group_stops_at_once") {
+        return;
+    }
+    for name in ["passwd", "group"] {
+        let (dir, mut mounts, resolv) = private_etc(&format!("fifo-{name}"));
+        let fifo = dir.path("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        mounts.bind(&fifo, &Path::new("/etc").join(name));
+        for user in ["app", "1000"] {
+            let out = run_as_within(&resolv, user, Duration::from_secs(5))
+                .unwrap_or_else(|| panic!("--user {user} with a FIFO at /etc/{name}: hung"));
+            let err = common::stderr(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "/etc/{name}, --user {user}: {err}"
+            );
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.contains(&format!("/etc/{name}")), "{err}");
+            assert_eq!(fs::read(&resolv).unwrap(), RESOLV.as_bytes());
+        }
+        drop(mounts);
+    }
+}
+
+#[test]
+fn a_missing_group_or_passwd_file() {
+    if !common::require_root("a_missing_group_or_passwd_file") {
+        return;
+    }
+    // An /etc of our own: with passwd and no group, then with neither.
+    let dir = TempDir::new("missing");
+    let etc = dir.path("etc");
+    fs::create_dir(&etc).unwrap();
+    fs::write(etc.join("passwd"), PASSWD).unwrap();
+    let resolv = dir.file("resolv.conf", RESOLV.as_bytes());
+    let mut mounts = Mounts::private();
+    mounts.bind(&etc, Path::new("/etc"));
+    for (user, expected) in [("app", "1000 1000 1000 /home/app"), ("4242", "4242 0 0 /")] {
+        let out = run_as(&resolv, user);
+        assert!(out.status.success(), "{user}: {}", common::stderr(&out));
+        assert_eq!(common::stdout(&out).trim(), expected, "--user {user}");
+    }
+    fs::remove_file(etc.join("passwd")).unwrap();
+    let out = run_as(&resolv, "4242");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(common::stdout(&out).trim(), "4242 0 0 /");
+    let out = run_as(&resolv, "app");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        common::stderr(&out).contains("/etc/passwd"),
+        "{}",
+        common::stderr(&out)
+    );
+    drop(mounts);
 }
