@@ -141,7 +141,12 @@ fn open(server: SocketAddr, tcp: bool) -> io::Result<OwnedFd> {
     } else {
         SockType::Datagram
     };
-    let fd = socket(family, kind, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)?;
+    let fd = socket(
+        family,
+        kind,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
     match connect(fd.as_raw_fd(), &SockaddrStorage::from(server)) {
         Ok(()) | Err(Errno::EINPROGRESS) => Ok(fd),
         Err(errno) => Err(errno.into()),

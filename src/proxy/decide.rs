@@ -109,8 +109,8 @@ pub fn decide(timing: &Timing, progress: &Progress, now: Instant) -> Verdict {
         Some(at) if now >= at => return Verdict::AskNext,
         _ => {}
     }
-    let all_heard = progress.embedded != Heard::Waiting
-        && upstreams.iter().all(|a| a.heard != Heard::Waiting);
+    let all_heard =
+        progress.embedded != Heard::Waiting && upstreams.iter().all(|a| a.heard != Heard::Waiting);
     if all_heard && next_at.is_none() {
         return give_up(progress);
     }

@@ -447,9 +447,11 @@ impl Proxy {
                     }
                     Verdict::AskNext => self.ask_next_upstream(key, now),
                     Verdict::Send(source) => {
-                        let message = pending.answer(source).map(|a| wire::with_id(a, pending.read.id));
-                        let message =
-                            message.unwrap_or_else(|| wire::servfail(&pending.query, &pending.read));
+                        let message = pending
+                            .answer(source)
+                            .map(|a| wire::with_id(a, pending.read.id));
+                        let message = message
+                            .unwrap_or_else(|| wire::servfail(&pending.query, &pending.read));
                         self.finish(key, &message, now);
                     }
                     Verdict::ServFail => {
