@@ -42,8 +42,6 @@ options ndots:0
 # Option ndots from: internal
 ";
 
-/// No client run may take longer than this; a hung one is killed and fails its test.
-
 fn assert_contains(haystack: &str, needles: &[&str]) {
     for needle in needles {
         assert!(

@@ -296,4 +296,37 @@ mod tests {
         assert_eq!(at(t0, Failed, &[], 0, 2), ServFail);
         assert_eq!(at(t0, NxDomain, &[], 0, 2), Send(Embedded));
     }
+
+    fn any_heard() -> impl proptest::strategy::Strategy<Value = Heard> {
+        proptest::sample::select(vec![Waiting, Positive, NoData, NxDomain, Failed])
+    }
+
+    proptest::proptest! {
+        /// Whatever was heard and whenever: a wait is always for a later instant (no spin), the
+        /// deadline is never passed, and a name the embedded resolver knows always wins.
+        #[test]
+        fn every_verdict_keeps_the_rules(
+            embedded in any_heard(),
+            asked in proptest::collection::vec((0u64..5000, any_heard()), 0..=3),
+            extra in 0usize..3,
+            now in 0u64..6000,
+        ) {
+            let t0 = Instant::now();
+            let count = asked.len() + extra;
+            let verdict = at(t0, embedded, &asked, count, now);
+            let now = t0 + ms(now);
+            match verdict {
+                WaitUntil(t) => {
+                    proptest::prop_assert!(t > now);
+                    proptest::prop_assert!(t <= t0 + TIMING.deadline);
+                }
+                AskNext => proptest::prop_assert!(asked.len() < count && now < t0 + TIMING.deadline),
+                Send(Upstream(i)) => proptest::prop_assert!(i < asked.len()),
+                Send(Embedded) | ServFail => {}
+            }
+            if matches!(embedded, Positive | NoData) {
+                proptest::prop_assert_eq!(verdict, Send(Embedded));
+            }
+        }
+    }
 }

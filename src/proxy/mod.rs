@@ -420,7 +420,7 @@ impl Proxy {
 
     /// Send the client's query to `server` with a fresh id.
     fn start_leg(&mut self, server: SocketAddr, query: &[u8], tcp: bool) -> Leg {
-        let id = self.ids.next();
+        let id = self.ids.fresh();
         let attempt = match Attempt::start(server, id, wire::with_id(query, id), tcp) {
             Ok(attempt) => Some(attempt),
             Err(e) => {

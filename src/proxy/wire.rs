@@ -168,7 +168,7 @@ impl Ids {
         Ids(nanos ^ (u64::from(std::process::id()) << 32))
     }
 
-    pub fn next(&mut self) -> u16 {
+    pub fn fresh(&mut self) -> u16 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut x = self.0;
         x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -328,7 +328,7 @@ mod tests {
     #[test]
     fn ids_vary() {
         let mut ids = Ids::new();
-        let seen: std::collections::BTreeSet<u16> = (0..64).map(|_| ids.next()).collect();
+        let seen: std::collections::BTreeSet<u16> = (0..64).map(|_| ids.fresh()).collect();
         assert!(seen.len() > 60, "{} distinct ids of 64", seen.len());
     }
 

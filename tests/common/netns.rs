@@ -24,6 +24,7 @@ use nix::sched::{setns, CloneFlags};
 use responder::{Behaviour, Responder};
 use serde_json::Value;
 
+/// No client run may take longer than this; a hung one is killed and fails its test.
 pub const LIMIT: Duration = Duration::from_secs(60);
 
 pub fn addr(text: &str) -> SocketAddr {
