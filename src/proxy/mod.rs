@@ -16,7 +16,6 @@ mod client;
 pub mod decide;
 pub mod wire;
 
-use std::collections::BTreeMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::AsFd;
@@ -190,8 +189,8 @@ struct Proxy {
     tcp: TcpListener,
     config: Config,
     timing: Timing,
-    connections: BTreeMap<u64, Connection>,
-    pending: BTreeMap<u64, Pending>,
+    connections: Table<Connection>,
+    pending: Table<Pending>,
     /// Keys of connections and pending queries: never reused.
     next_key: u64,
     ids: Ids,
@@ -207,8 +206,8 @@ impl Proxy {
             tcp: listeners.tcp,
             timing: config.timing(),
             config,
-            connections: BTreeMap::new(),
-            pending: BTreeMap::new(),
+            connections: Table::new(),
+            pending: Table::new(),
             next_key: 0,
             ids: Ids::new(),
             buffer: vec![0; 65535],
@@ -238,13 +237,13 @@ impl Proxy {
             tokens.push(Token::Tcp);
             fds.push(PollFd::new(self.tcp.as_fd(), PollFlags::POLLIN));
         }
-        for (&key, connection) in &self.connections {
+        for (&key, connection) in self.connections.iter() {
             if let Some((fd, flags)) = connection.interest() {
                 tokens.push(Token::Connection(key));
                 fds.push(PollFd::new(fd, flags));
             }
         }
-        for (&key, pending) in &self.pending {
+        for (&key, pending) in self.pending.iter() {
             for (leg, attempt) in pending.legs.iter().enumerate() {
                 if let Some((fd, flags)) = attempt.attempt.as_ref().and_then(Attempt::interest) {
                     tokens.push(Token::Attempt { pending: key, leg });
@@ -437,7 +436,7 @@ impl Proxy {
 
     /// Decide every pending query: ask the next upstream, answer, or note when to look again.
     fn settle(&mut self, now: Instant) {
-        let keys: Vec<u64> = self.pending.keys().copied().collect();
+        let keys: Vec<u64> = self.pending.iter().map(|(&key, _)| key).collect();
         for key in keys {
             while let Some(pending) = self.pending.get_mut(&key) {
                 match decide(&self.timing, &pending.progress, now) {
@@ -527,6 +526,50 @@ impl Proxy {
     fn key(&mut self) -> u64 {
         self.next_key = self.next_key.wrapping_add(1);
         self.next_key
+    }
+}
+
+/// Entries by key, kept in a Vec: a few hundred at most, found by a linear search, and much
+/// less code in the static binary than a BTreeMap. Keys are never reused, so an answer for a
+/// connection that has gone never reaches a newer one.
+struct Table<T>(Vec<(u64, T)>);
+
+impl<T> Table<T> {
+    fn new() -> Table<T> {
+        Table(Vec::new())
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn insert(&mut self, key: u64, value: T) {
+        self.0.push((key, value));
+    }
+
+    fn get(&self, key: &u64) -> Option<&T> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    fn get_mut(&mut self, key: &u64) -> Option<&mut T> {
+        self.0.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    fn remove(&mut self, key: &u64) -> Option<T> {
+        let index = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.swap_remove(index).1)
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&u64, &mut T) -> bool) {
+        self.0.retain_mut(|(k, v)| keep(k, v));
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&u64, &T)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &T> {
+        self.0.iter().map(|(_, v)| v)
     }
 }
 
