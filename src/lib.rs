@@ -7,6 +7,7 @@ pub mod cli;
 pub mod log;
 pub mod privileges;
 pub mod probe;
+pub mod proxy;
 pub mod regular_file;
 pub mod resolv_conf;
 pub mod supervisor;

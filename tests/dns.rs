@@ -1,31 +1,23 @@
 //! The DNS half against real DNS servers, in network namespaces made to look like a container.
 //!
-//! Each test makes its own namespace: `lo` (where 127.0.0.11 lives, as in Docker) and a veth
-//! pair whose one end holds 192.0.2.1 and 2001:db8::1 (an IPv4 and an IPv6 address, so that
-//! glibc's AI_ADDRCONFIG asks for both families) and the servers' 192.0.2.53 and 2001:db8::53.
-//! The namespace has no route out: every packet stays in it. Servers (`tests/dns/responder.rs`)
-//! run on threads of this process, on sockets opened inside the namespace. Clients run under
-//! `ip netns exec` with the test's resolv.conf bind-mounted over /etc/resolv.conf, as Docker
-//! mounts it. The namespace, the files and the servers go away with their guards, also when a
-//! test fails; the mount lives and dies with the client's own mount namespace.
+//! Each test makes its own namespace (`tests/common/netns.rs`): `lo`, where 127.0.0.11 lives as
+//! in Docker, and a veth pair with the client's and the servers' IPv4 and IPv6 addresses; no
+//! route out. Servers (`tests/dns/responder.rs`) run on threads of this process; clients run
+//! under `ip netns exec` with the test's resolv.conf bind-mounted over /etc/resolv.conf.
 
 mod common;
-#[path = "dns/responder.rs"]
-mod responder;
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
-use std::net::SocketAddr;
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
+use common::netns::responder::{Behaviour, Responder};
+use common::netns::{bounded_by, Netns, SERIAL};
 use hickory_proto::op::ResponseCode;
-use nix::sched::{setns, CloneFlags};
-use responder::{Behaviour, Responder};
 use serde_json::Value;
 
 const EMBEDDED: &str = "127.0.0.11:53";
@@ -49,225 +41,6 @@ options ndots:0
 # Overrides: []
 # Option ndots from: internal
 ";
-
-/// No client run may take longer than this; a hung one is killed and fails its test.
-const LIMIT: Duration = Duration::from_secs(60);
-
-fn addr(text: &str) -> SocketAddr {
-    text.parse().unwrap()
-}
-
-static SERIAL: AtomicUsize = AtomicUsize::new(0);
-
-/// A network namespace imitating a container; deleted on drop.
-struct Netns {
-    name: String,
-    dir: PathBuf,
-}
-
-impl Netns {
-    fn new() -> Netns {
-        let name = format!(
-            "shim-dns-{}-{}",
-            std::process::id(),
-            SERIAL.fetch_add(1, Ordering::SeqCst)
-        );
-        let dir = std::env::temp_dir().join(&name);
-        fs::create_dir_all(&dir).unwrap();
-        must(Command::new("ip").args(["netns", "add", &name]));
-        // From here on, a failure drops `ns`, which deletes what was made.
-        let ns = Netns { name, dir };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns.ip(&[
-            "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
-        ]);
-        for address in ["192.0.2.1/24", "192.0.2.53/24"] {
-            ns.ip(&["addr", "add", address, "dev", "veth0"]);
-        }
-        for address in ["2001:db8::1/64", "2001:db8::53/64"] {
-            ns.ip(&["-6", "addr", "add", address, "dev", "veth0", "nodad"]);
-        }
-        ns.ip(&["link", "set", "veth1", "up"]);
-        ns.ip(&["link", "set", "veth0", "up"]);
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) {
-        must(Command::new("ip").args(["-n", &self.name]).args(args));
-    }
-
-    /// Run `f` on a thread inside the namespace; sockets it opens stay in the namespace.
-    fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let handle = File::open(Path::new("/run/netns").join(&self.name)).unwrap();
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    setns(&handle, CloneFlags::CLONE_NEWNET)
-                        .expect("setns into the test namespace");
-                    f()
-                })
-                .join()
-                .unwrap()
-        })
-    }
-
-    /// A server on UDP and TCP `address`.
-    fn serve(&self, address: &str, behaviour: Behaviour) -> Responder {
-        let address = addr(address);
-        self.enter(|| {
-            let udp = std::net::UdpSocket::bind(address).expect("bind UDP");
-            let tcp = std::net::TcpListener::bind(address).expect("bind TCP");
-            Responder::start(udp, Some(tcp), behaviour)
-        })
-    }
-
-    /// A server on `address` that relays every query to `upstream`.
-    fn forwarder(&self, address: &str, upstream: &str) -> Responder {
-        let upstream = addr(upstream);
-        let socket = self.enter(|| responder::upstream_socket(upstream).unwrap());
-        self.serve(address, Behaviour::Forward(socket))
-    }
-
-    /// A new resolv.conf with `content`, for one client to see as /etc/resolv.conf.
-    fn resolv_conf(&self, content: &str) -> PathBuf {
-        let path = self.dir.join(format!(
-            "resolv.conf.{}",
-            SERIAL.fetch_add(1, Ordering::SeqCst)
-        ));
-        fs::write(&path, content).unwrap();
-        path
-    }
-
-    /// Run `program args` in the namespace with `resolv_conf` bind-mounted over /etc/resolv.conf.
-    fn run(&self, resolv_conf: &Path, program: &Path, args: &[&str]) -> Run {
-        let mut cmd = self.exec(&["sh", "-c"]);
-        cmd.arg(r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#)
-            .arg(resolv_conf)
-            .arg(program)
-            .args(args);
-        bounded(&mut cmd)
-    }
-
-    /// `ip netns exec` into the namespace, with no `SHIM_*` setting of this process leaking in.
-    fn exec(&self, program: &[&str]) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name])
-            .args(program)
-            .env_remove("SHIM_LOG")
-            .env_remove("SHIM_EMBEDDED")
-            .env_remove("SHIM_PROBE")
-            .env_remove("SHIM_STRICT")
-            // A server that answers must not turn into a timeout on a loaded CI machine: runs
-            // that expect a silent server name their own, shorter, --probe-timeout.
-            .env("SHIM_PROBE_TIMEOUT_MS", "5000")
-            .env_remove("SHIM_RESOLV_CONF");
-        cmd
-    }
-
-    fn shim(&self, resolv_conf: &Path, args: &[&str]) -> Run {
-        self.run(resolv_conf, common::shim(), args)
-    }
-
-    /// `shim --check-dns --json ...`, parsed.
-    fn check_json(&self, resolv_conf: &Path, args: &[&str]) -> (Run, Value) {
-        let mut all = vec!["--check-dns", "--json"];
-        all.extend_from_slice(args);
-        let run = self.shim(resolv_conf, &all);
-        let json: Value = serde_json::from_str(&run.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", run.stdout, run.stderr));
-        (run, json)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn must(cmd: &mut Command) {
-    let out = common::output(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        common::stderr(&out)
-    );
-}
-
-#[derive(Debug)]
-struct Run {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn code(&self) -> Option<i32> {
-        self.status.code()
-    }
-}
-
-/// Kills the child when a test fails while it runs.
-struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-/// Run to completion, at most [`LIMIT`], with stdout and stderr captured.
-fn bounded(cmd: &mut Command) -> Run {
-    bounded_by(cmd, LIMIT)
-}
-
-/// Run to completion, at most `limit`, with stdout and stderr captured.
-fn bounded_by(cmd: &mut Command, limit: Duration) -> Run {
-    let start = Instant::now();
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let mut child = Reap(child);
-    let mut stdout = child.0.stdout.take().unwrap();
-    let mut stderr = child.0.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "{cmd:?} still runs after {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let elapsed = start.elapsed();
-    Run {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-        elapsed,
-    }
-}
 
 fn assert_contains(haystack: &str, needles: &[&str]) {
     for needle in needles {

@@ -22,6 +22,12 @@ pub const DUAL_AAAA: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 6, 0, 0, 0, 0, 0x66
 pub const DUAL_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 66);
 pub const V4ONLY_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 4);
 
+/// The container names the stand-in embedded resolver knows: `db` (and its alias `database`)
+/// with an IPv4 address only, as a container on a network without IPv6.
+pub const CONTAINER: &str = "db";
+pub const CONTAINER_ALIAS: &str = "database";
+pub const CONTAINER_A: Ipv4Addr = Ipv4Addr::new(172, 30, 0, 5);
+
 #[derive(Debug, Clone)]
 pub enum Behaviour {
     /// Reads every query and drops it: Docker <= 25's 127.0.0.11 with no IPv4 upstream.
@@ -40,6 +46,12 @@ pub enum Behaviour {
     MalformedFirst,
     /// Only the malformed answers of `MalformedFirst`, never a good one.
     MalformedOnly,
+    /// Docker's embedded resolver on an IPv6-only host: answers container names ([`names`]) and
+    /// drops everything else (it has no upstream).
+    Names,
+    /// Docker's embedded resolver on a dual-stack host: answers container names and relays the
+    /// rest to the upstream this socket is connected to (over TCP for a TCP query, as Docker).
+    NamesOrForward(Arc<UdpSocket>),
 }
 
 /// A running server; stops and joins its threads when dropped.
@@ -154,7 +166,14 @@ fn serve_connection(
 fn answer(query: &[u8], behaviour: &Behaviour, udp: bool) -> Option<Vec<u8>> {
     match behaviour {
         Behaviour::Silent => None,
-        Behaviour::Forward(upstream) => forward(upstream, query),
+        Behaviour::Forward(upstream) if udp => forward(upstream, query),
+        Behaviour::Forward(upstream) => forward_tcp(upstream, query),
+        Behaviour::Names => names(&Message::from_vec(query).ok()?)?.to_vec().ok(),
+        Behaviour::NamesOrForward(upstream) => match names(&Message::from_vec(query).ok()?) {
+            Some(known) => known.to_vec().ok(),
+            None if udp => forward(upstream, query),
+            None => forward_tcp(upstream, query),
+        },
         Behaviour::Fail(code) => {
             let query = Message::from_vec(query).ok()?;
             let mut m = reply_to(&query);
@@ -241,6 +260,40 @@ pub fn zone(query: &Message) -> Message {
         _ => {}
     }
     m
+}
+
+/// The answer of Docker's embedded resolver for a container name: its A record, and NOERROR
+/// with no record for any other type (AAAA of a container without IPv6). `None` for any other
+/// name: not a container's.
+pub fn names(query: &Message) -> Option<Message> {
+    let question = query.queries.first()?;
+    let asked = question.name().to_ascii().to_ascii_lowercase();
+    let asked = asked.trim_end_matches('.');
+    if asked != CONTAINER && asked != CONTAINER_ALIAS {
+        return None;
+    }
+    let mut m = reply_to(query);
+    if question.query_type() == RecordType::A {
+        let owner = question.name().clone();
+        m.add_answer(Record::from_rdata(owner, 600, RData::A(A(CONTAINER_A))));
+    }
+    Some(m)
+}
+
+/// Relay one query upstream over TCP, to the address `upstream` is connected to, and bring its
+/// answer back (at most 2 s).
+fn forward_tcp(upstream: &UdpSocket, query: &[u8]) -> Option<Vec<u8>> {
+    let mut stream =
+        TcpStream::connect_timeout(&upstream.peer_addr().ok()?, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(query);
+    stream.write_all(&framed).ok()?;
+    let mut prefix = [0u8; 2];
+    stream.read_exact(&mut prefix).ok()?;
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
+    stream.read_exact(&mut answer).ok()?;
+    Some(answer)
 }
 
 /// Relay one query upstream and wait (at most 2 s) for the answer with its id.
