@@ -122,12 +122,13 @@ fn fix_resolv_conf(options: &Options) -> (bool, Result<Vec<IpAddr>, String>) {
         }
     };
     let conf = resolv_conf::parse(&content);
-    let name = options.probe.as_deref().unwrap_or(policy::DEFAULT_NAME);
+    // auto asks 127.0.0.11 for the probe's name, if there is one.
+    let name = || options.probe.as_deref().unwrap_or(policy::DEFAULT_NAME);
     let decision = policy::decide(&conf, options.embedded, || {
-        dns::query(EMBEDDED.into(), name, Family::Aaaa, options.probe_timeout)
+        dns::query(EMBEDDED.into(), name(), Family::Aaaa, options.probe_timeout)
     });
     if let Some(auto) = &decision.auto {
-        info!("--embedded auto: {}", auto.explain(name));
+        info!("--embedded auto: {}", auto.explain(name()));
     }
     let servers = match options.probe {
         Some(_) => resolv_conf::servers_in_use(&conf, decision.plan.dropped()),
