@@ -130,10 +130,11 @@ fn fix_resolv_conf(options: &Options) -> (bool, Result<Vec<IpAddr>, String>) {
     if let Some(auto) = &decision.auto {
         info!("--embedded auto: {}", auto.explain(name()));
     }
-    let servers = match options.probe {
-        Some(_) => resolv_conf::servers_in_use(&conf, decision.plan.dropped()),
-        None => Vec::new(),
-    };
+    // For --probe: the lines the plan drops, before the plan goes to the writer.
+    let dropped = options
+        .probe
+        .as_ref()
+        .map(|_| decision.plan.dropped().to_vec());
     let written = resolv_conf::apply(
         &options.resolv_conf,
         decision.policy,
@@ -161,6 +162,10 @@ fn fix_resolv_conf(options: &Options) -> (bool, Result<Vec<IpAddr>, String>) {
             false
         }
     };
+    // The app reads the text written, or the file as read when the write failed.
+    let servers = dropped.map_or_else(Vec::new, |dropped| {
+        resolv_conf::servers_in_use(&conf, if fixed { &dropped } else { &[] })
+    });
     (fixed, Ok(servers))
 }
 
