@@ -4,9 +4,10 @@
 pub mod arena;
 pub mod check;
 pub mod cli;
+pub mod dns;
 pub mod log;
+pub mod policy;
 pub mod privileges;
-pub mod probe;
 pub mod proxy;
 pub mod regular_file;
 pub mod resolv_conf;

@@ -12,13 +12,15 @@
 static ALLOCATOR: shim::arena::Arena = shim::arena::Arena;
 
 use std::ffi::{CStr, OsStr, OsString};
+use std::net::IpAddr;
 use std::os::raw::{c_char, c_int};
 use std::os::unix::ffi::OsStrExt;
 use std::process::exit;
 
 use shim::cli::{self, Embedded, Invocation, Mode, Options, Usage};
-use shim::resolv_conf::{self, Outcome, Policy};
-use shim::{check, debug, error, info, log, privileges, probe, supervisor, warn};
+use shim::dns::{self, Family};
+use shim::resolv_conf::{self, Outcome, EMBEDDED};
+use shim::{check, debug, error, info, log, policy, privileges, supervisor, warn};
 
 /// # Safety
 /// Called by the C runtime with `argc` valid C strings in `argv` and a null-terminated `envp`.
@@ -73,8 +75,8 @@ fn run(options: &Options, command: &[&CStr]) -> ! {
             exit(1)
         })
     });
-    let fixed = fix_resolv_conf(options);
-    let probed = probe_dns(options);
+    let (fixed, servers) = fix_resolv_conf(options);
+    let probed = probe_dns(options, servers);
     if !(fixed && probed) && options.strict {
         error!("--strict: not starting the app");
         exit(1);
@@ -93,31 +95,63 @@ fn run(options: &Options, command: &[&CStr]) -> ! {
     supervisor::run(command, signals, how)
 }
 
-/// `--probe NAME`: returns false when no remaining nameserver gave an AAAA record.
-fn probe_dns(options: &Options) -> bool {
-    match &options.probe {
-        None => true,
-        Some(name) => probe::probe_file(&options.resolv_conf, name, options.probe_timeout),
+/// `--probe NAME`: asks `servers`, those of the text the app reads (or why there are none);
+/// returns false when none gave an AAAA record.
+fn probe_dns(options: &Options, servers: Result<Vec<IpAddr>, String>) -> bool {
+    match (&options.probe, servers) {
+        (None, _) => true,
+        (Some(name), Ok(servers)) => dns::probe_and_log(&servers, name, options.probe_timeout),
+        (Some(name), Err(e)) => {
+            warn!("--probe {name}: {e}");
+            false
+        }
     }
 }
 
-/// Returns whether the file is now as it should be; a failure is logged, never fatal here.
-fn fix_resolv_conf(options: &Options) -> bool {
-    let policy = match options.embedded {
-        Embedded::Keep => Policy::Keep,
-        Embedded::Drop => Policy::Drop,
-        Embedded::Auto => {
-            let (policy, reason) = probe::auto_policy(
-                &options.resolv_conf,
-                options.probe.as_deref(),
-                options.probe_timeout,
-            );
-            info!("--embedded auto: {reason}");
-            policy
+/// Read the file once, decide (`--embedded auto` asks 127.0.0.11 here), write it in place.
+/// Returns whether the file is now as it should be (a failure is logged, never fatal here), and
+/// for `--probe` the servers of the text the app will read: the plan's, without reading again.
+fn fix_resolv_conf(options: &Options) -> (bool, Result<Vec<IpAddr>, String>) {
+    let failed = |e: &resolv_conf::FixError| {
+        if options.strict {
+            error!("{e}");
+        } else {
+            warn!("{e}");
         }
     };
     let path = options.resolv_conf.display();
-    match resolv_conf::fix(&options.resolv_conf, policy) {
+    let content = match resolv_conf::read(&options.resolv_conf) {
+        Ok(content) => content,
+        Err(e) => {
+            if matches!(options.embedded, Embedded::Auto) {
+                info!("--embedded auto: {path} cannot be read");
+            }
+            failed(&e);
+            return (false, Err(e.to_string()));
+        }
+    };
+    let conf = resolv_conf::parse(&content);
+    // auto asks 127.0.0.11 for the probe's name, if there is one.
+    let name = || options.probe.as_deref().unwrap_or(policy::DEFAULT_NAME);
+    let decision = policy::decide(&conf, options.embedded, || {
+        dns::query(EMBEDDED.into(), name(), Family::Aaaa, options.probe_timeout)
+    });
+    if let Some(auto) = &decision.auto {
+        info!("--embedded auto: {}", auto.explain(name()));
+    }
+    // For --probe: the lines the plan drops, before the plan goes to the writer.
+    let dropped = options
+        .probe
+        .as_ref()
+        .map(|_| decision.plan.dropped().to_vec());
+    let written = resolv_conf::apply(
+        &options.resolv_conf,
+        decision.policy,
+        &content,
+        &conf,
+        decision.plan,
+    );
+    let fixed = match written {
         Ok(fixed) => {
             match fixed.outcome {
                 Outcome::Drop(lines) => info!(
@@ -133,14 +167,15 @@ fn fix_resolv_conf(options: &Options) -> bool {
             true
         }
         Err(e) => {
-            if options.strict {
-                error!("{e}");
-            } else {
-                warn!("{e}");
-            }
+            failed(&e);
             false
         }
-    }
+    };
+    // The app reads the text written, or the file as read when the write failed.
+    let servers = dropped.map_or_else(Vec::new, |dropped| {
+        resolv_conf::servers_in_use(&conf, if fixed { &dropped } else { &[] })
+    });
+    (fixed, Ok(servers))
 }
 
 /// Our own variables, found in one pass over the environment, for `cli::parse` to look up; rather

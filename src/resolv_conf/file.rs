@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
-use super::parse::parse;
-use super::plan::{plan, render, Outcome, Policy};
+use super::parse::{parse, ResolvConf};
+use super::plan::{plan, render, Outcome, Plan, Policy};
 use crate::regular_file;
 
 /// A resolv.conf is a few hundred bytes; a larger file is not one we should rewrite.
@@ -87,16 +87,37 @@ pub fn fix(path: &Path, policy: Policy) -> Result<Fixed, FixError> {
     let content = read(path)?;
     let conf = parse(&content);
     let plan = plan(&conf, policy);
-    if !plan.changes() {
-        return Ok(Fixed {
-            outcome: plan.outcome,
-        });
-    }
-    let after = render(&conf, &plan);
-    rewrite(path, policy, &content, (plan.outcome, after)).map_err(|cause| error(path, true, cause))
+    apply(path, policy, &content, &conf, plan)
 }
 
-/// `planned`: the outcome and the new text for `seen`, what `fix` read before taking the lock.
+/// Carry out `plan`, made with `policy` on `conf`, the parse of `content` as read from `path`:
+/// a plan that changes nothing writes nothing; otherwise the file is rewritten in place under
+/// its lock (R4, R6).
+pub fn apply(
+    path: &Path,
+    policy: Policy,
+    content: &[u8],
+    conf: &ResolvConf,
+    plan: Plan,
+) -> Result<Fixed, FixError> {
+    match new_text(conf, plan) {
+        Err(outcome) => Ok(Fixed { outcome }),
+        Ok(planned) => {
+            rewrite(path, policy, content, planned).map_err(|cause| error(path, true, cause))
+        }
+    }
+}
+
+/// The plan's outcome and the text it writes; only the outcome when it writes nothing.
+fn new_text(conf: &ResolvConf, plan: Plan) -> Result<(Outcome, Vec<u8>), Outcome> {
+    if !plan.changes() {
+        return Err(plan.outcome);
+    }
+    let after = render(conf, &plan);
+    Ok((plan.outcome, after))
+}
+
+/// `planned`: the outcome and the new text for `seen`, what was read before taking the lock.
 fn rewrite(
     path: &Path,
     policy: Policy,
@@ -109,20 +130,16 @@ fn rewrite(
     // the plan is made again on what we read under it, since another shim may have fixed it.
     let file = lock(file, LOCK_WAIT)?;
     let before = regular_file::read_all(&file, MAX_SIZE)?;
-    // Almost always the file is still what `fix` planned on: no second parse. If another shim
+    // Almost always the file is still what was planned on: no second parse. If another shim
     // changed it in between, plan again on what we now hold.
     let (outcome, after) = if same_bytes(&before, seen) {
         planned
     } else {
         let conf = parse(&before);
-        let plan = plan(&conf, policy);
-        if !plan.changes() {
-            return Ok(Fixed {
-                outcome: plan.outcome,
-            });
+        match new_text(&conf, plan(&conf, policy)) {
+            Err(outcome) => return Ok(Fixed { outcome }),
+            Ok(planned) => planned,
         }
-        let after = render(&conf, &plan);
-        (plan.outcome, after)
     };
     if let Err(cause) = write_in_place(&file, &after, before.len()) {
         // Whatever part of the new text reached the file, put the old one back: a half-written

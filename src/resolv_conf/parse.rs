@@ -34,6 +34,29 @@ pub struct Line<'a> {
     pub raw: &'a [u8],
     /// `Some` when glibc or musl reads this line as a `nameserver` line.
     pub nameserver: Option<Nameserver>,
+    /// `Some` when musl skips the whole line, and why (glibc reads every line).
+    pub musl_skips: Option<MuslSkip>,
+}
+
+impl Line<'_> {
+    /// Does musl read this line at all?
+    pub fn musl_reads(&self) -> bool {
+        self.musl_skips.is_none()
+    }
+}
+
+/// Why musl skips a whole line: its `fgets(line, 256, f)` found no newline in the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MuslSkip {
+    /// Over [`MUSL_MAX_LINE`] bytes, newline included.
+    TooLong,
+    /// The last line, without a newline, of exactly [`MUSL_MAX_LINE`] bytes: it fills the buffer
+    /// before `fgets` sees the end of the file, so musl takes it for a longer line.
+    FillsBuffer,
+    /// A NUL byte ends the C string before its newline.
+    Nul,
+    /// The line after a [`MuslSkip::Nul`] line, which musl reads away as that line's rest.
+    AfterNul,
 }
 
 /// A `nameserver` line and the address each C library takes from it.
@@ -95,30 +118,38 @@ pub fn parse(bytes: &[u8]) -> ResolvConf<'_> {
         .split_inclusive(|&b| b == b'\n')
         .map(|raw| {
             let nul = has_nul && raw.contains(&0);
-            let musl_reads = !hidden && musl_reads_line(raw, nul);
-            hidden = !hidden && musl_hides_next_line(raw, nul);
+            let musl_skips = musl_skips(raw, nul, hidden);
+            hidden = musl_skips == Some(MuslSkip::Nul);
             let nameserver = nameserver(raw).map(|n| Nameserver {
-                musl: n.musl.filter(|_| musl_reads),
+                musl: n.musl.filter(|_| musl_skips.is_none()),
                 ..n
             });
-            Line { raw, nameserver }
+            Line {
+                raw,
+                nameserver,
+                musl_skips,
+            }
         })
         .collect();
     ResolvConf { lines, has_nul }
 }
 
 /// musl's `fgets(line, 256, f)` keeps a line only if, as a C string, it ends in `\n` within the
-/// buffer, or it is the last line and shorter than the buffer's 255 bytes of text.
-fn musl_reads_line(raw: &[u8], nul: bool) -> bool {
-    match raw.strip_suffix(b"\n") {
-        Some(_) => raw.len() <= MUSL_MAX_LINE && !nul,
-        None => raw.len() < MUSL_MAX_LINE,
+/// buffer, or it is the last line and shorter than the buffer's 255 bytes of text; `hidden` when
+/// the line before had a NUL byte. A length over the buffer is named first, whatever else holds.
+fn musl_skips(raw: &[u8], nul: bool, hidden: bool) -> Option<MuslSkip> {
+    let newline = raw.ends_with(b"\n");
+    if raw.len() > MUSL_MAX_LINE {
+        Some(MuslSkip::TooLong)
+    } else if hidden {
+        Some(MuslSkip::AfterNul)
+    } else if !newline && raw.len() == MUSL_MAX_LINE {
+        Some(MuslSkip::FillsBuffer)
+    } else if newline && nul {
+        Some(MuslSkip::Nul)
+    } else {
+        None
     }
-}
-
-/// A line with a NUL byte that fits the buffer: musl reads away the next line after skipping it.
-fn musl_hides_next_line(raw: &[u8], nul: bool) -> bool {
-    raw.ends_with(b"\n") && raw.len() <= MUSL_MAX_LINE && nul
 }
 
 /// The part of a line a C library looks at: up to the first NUL, without the newline.
@@ -364,6 +395,28 @@ mod tests {
         assert!(parse(line(255).as_bytes())
             .nameservers()
             .all(|n| n.musl.is_none()));
+    }
+
+    #[test]
+    fn each_line_says_why_musl_skips_it() {
+        let skips = |text: &[u8]| -> Vec<Option<MuslSkip>> {
+            parse(text).lines.iter().map(|l| l.musl_skips).collect()
+        };
+        let long = format!("search {}\n", "a".repeat(300));
+        let text = format!("a\0\n{long}b\0\nc\nd\n{}", "e".repeat(255));
+        assert_eq!(
+            skips(text.as_bytes()),
+            [
+                Some(MuslSkip::Nul),
+                Some(MuslSkip::TooLong),
+                Some(MuslSkip::Nul),
+                Some(MuslSkip::AfterNul),
+                None,
+                Some(MuslSkip::FillsBuffer),
+            ]
+        );
+        assert_eq!(skips(b"a\nb"), [None, None]);
+        assert!(parse(b"a\n").lines[0].musl_reads());
     }
 
     #[test]

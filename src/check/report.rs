@@ -1,0 +1,530 @@
+//! The `--check-dns` report: what a run would do with the file and what its servers answered,
+//! as data ([`Report`]), built by the pure [`build`].
+//!
+//! Apart from the renderers (`text`, `json`) and from the edge (`run`, which reads and asks):
+//! everything a report says is decided here, from the parse, the one [`decide`] the run uses too,
+//! the servers' roles of [`resolv_conf::servers`] and the lints of [`resolv_conf::pitfalls`].
+
+#![forbid(unsafe_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::cli::{Embedded, Options};
+use crate::dns::{Answer, ServerProbe, Status};
+use crate::policy::{decide, Auto};
+use crate::resolv_conf::{self, Kind, Outcome, ResolvConf, Role};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// 1-based line number; `None` for the 127.0.0.1 fallback.
+    pub line: Option<usize>,
+    pub address: IpAddr,
+    pub embedded: bool,
+    pub role: Role,
+    pub a: Answer,
+    pub aaaa: Answer,
+}
+
+/// One line a run would change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// 1-based line number.
+    pub line: usize,
+    pub action: &'static str,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub file: String,
+    /// Why the file could not be read; the rest of the report is then empty.
+    pub error: Option<String>,
+    pub kind: Option<Kind>,
+    pub name: String,
+    pub timeout: Duration,
+    pub embedded: Embedded,
+    /// What a run would do, in one sentence.
+    pub outcome: String,
+    pub changes: Vec<Change>,
+    pub servers: Vec<Server>,
+    pub ext_servers: Vec<String>,
+    pub pitfalls: Vec<String>,
+    pub ok: bool,
+    pub verdict: String,
+}
+
+/// What `--check-dns` asks: every server the report shows, each once. That is every server the
+/// file lists (a dropped one too, to show what the app is spared) or the fallback, whatever
+/// `--embedded` decides: auto decides on 127.0.0.11's answer among them.
+pub fn to_probe(conf: &ResolvConf) -> Vec<IpAddr> {
+    let mut seen = HashSet::new();
+    resolv_conf::servers(conf, &[])
+        .into_iter()
+        .map(|s| s.address)
+        .filter(|&address| seen.insert(address))
+        .collect()
+}
+
+/// The report, from the file and the answers of its servers (as [`to_probe`] lists them).
+pub fn build(
+    file: String,
+    conf: &ResolvConf,
+    name: &str,
+    embedded: Embedded,
+    timeout: Duration,
+    probes: &[ServerProbe],
+) -> Report {
+    let answers: HashMap<IpAddr, &ServerProbe> = probes.iter().map(|p| (p.server, p)).collect();
+    let answer = |address: IpAddr| -> (Answer, Answer) {
+        match answers.get(&address) {
+            Some(p) => (p.a.clone(), p.aaaa.clone()),
+            None => (not_asked(), not_asked()),
+        }
+    };
+    let decision = decide(
+        conf,
+        embedded,
+        || Ok(answer(resolv_conf::EMBEDDED.into()).1),
+    );
+    let dropped = decision.plan.dropped();
+    let servers: Vec<Server> = resolv_conf::servers(conf, dropped)
+        .into_iter()
+        .map(|s| {
+            let (a, aaaa) = answer(s.address);
+            Server {
+                line: s.line.map(|index| index + 1),
+                address: s.address,
+                embedded: s.embedded,
+                role: s.role,
+                a,
+                aaaa,
+            }
+        })
+        .collect();
+    let changes = dropped
+        .iter()
+        .map(|&index| Change {
+            line: index + 1,
+            action: "remove",
+            text: resolv_conf::shown(conf.lines[index].raw),
+        })
+        .collect();
+    let (ok, verdict) = verdict(name, &servers);
+    Report {
+        file,
+        error: None,
+        kind: Some(conf.kind()),
+        name: name.to_owned(),
+        timeout,
+        embedded,
+        outcome: outcome(&decision.plan.outcome, embedded, decision.auto.as_ref()),
+        changes,
+        servers,
+        ext_servers: conf.ext_servers(),
+        pitfalls: resolv_conf::pitfalls(conf),
+        ok,
+        verdict,
+    }
+}
+
+/// The report on a file that cannot be read: `error` says why, and nothing else can be told.
+pub fn unreadable(file: String, name: &str, options: &Options, error: String) -> Report {
+    Report {
+        verdict: format!("cannot tell: {error}"),
+        file,
+        error: Some(error),
+        kind: None,
+        name: name.to_owned(),
+        timeout: options.probe_timeout,
+        embedded: options.embedded,
+        outcome: "none: the file cannot be read".to_owned(),
+        changes: Vec::new(),
+        servers: Vec::new(),
+        ext_servers: Vec::new(),
+        pitfalls: Vec::new(),
+        ok: false,
+    }
+}
+
+fn not_asked() -> Answer {
+    Answer::failed("not asked".to_owned())
+}
+
+/// What auto went by, as the report's plan says it.
+fn auto_reason(auto: &Auto) -> Option<String> {
+    match auto {
+        Auto::NothingToDecide => None,
+        Auto::Answered(answer) => {
+            let verb = if auto.keeps() { "keeps" } else { "drops" };
+            Some(format!(
+                "127.0.0.11 answered AAAA: {}, so auto {verb} it",
+                answer.summary()
+            ))
+        }
+        Auto::NotAsked(why) => Some(why.clone()),
+    }
+}
+
+/// What a run would do, in one sentence.
+fn outcome(outcome: &Outcome, embedded: Embedded, auto: Option<&Auto>) -> String {
+    let text = match outcome {
+        Outcome::NoEmbedded => "no change: 127.0.0.11 is not listed, the file stays as it is".to_owned(),
+        Outcome::OnlyNameserver => {
+            "no change: 127.0.0.11 is the only nameserver every C library reads; without it none would be left".to_owned()
+        }
+        Outcome::Kept => format!("no change: 127.0.0.11 is kept (--embedded {})", embedded_name(embedded)),
+        Outcome::Drop(lines) => format!(
+            "remove {} line(s) 'nameserver 127.0.0.11': names of other containers would no longer resolve (--embedded keep or auto keeps them)",
+            lines.len()
+        ),
+    };
+    match auto.and_then(auto_reason) {
+        Some(reason) => format!("{text}; {reason}"),
+        None => text,
+    }
+}
+
+/// `--embedded`'s value as the user writes it.
+pub fn embedded_name(embedded: Embedded) -> &'static str {
+    match embedded {
+        Embedded::Drop => "drop",
+        Embedded::Keep => "keep",
+        Embedded::Auto => "auto",
+    }
+}
+
+/// Does AAAA resolve through the servers the app uses? As glibc asks them: in order, and the
+/// first NOERROR or NXDOMAIN answer is the result; silence, SERVFAIL and REFUSED move it on.
+fn verdict(name: &str, servers: &[Server]) -> (bool, String) {
+    let mut passed: Vec<String> = Vec::new();
+    let mut waits = false;
+    for server in servers.iter().filter(|s| s.role.is_asked()) {
+        let aaaa = &server.aaaa;
+        if !aaaa.status.is_final() {
+            waits |= aaaa.status == Status::Timeout;
+            passed.push(format!("{} {}", server.address, aaaa.status.as_str()));
+            continue;
+        }
+        let before = if passed.is_empty() {
+            String::new()
+        } else if waits {
+            format!(
+                " after {} (glibc waits out its own timeout, 5 s by default, for each silent server first)",
+                passed.join(", ")
+            )
+        } else {
+            format!(" after {}", passed.join(", "))
+        };
+        return if aaaa.status == Status::Ok {
+            let addresses: Vec<String> = aaaa.addresses.iter().map(|a| a.to_string()).collect();
+            (
+                true,
+                format!(
+                    "OK: AAAA for {name} resolves through {}{before}: {}",
+                    server.address,
+                    addresses.join(" ")
+                ),
+            )
+        } else {
+            let why = match aaaa.status {
+                Status::NoData => "the name has no IPv6 address",
+                _ => "the name does not exist",
+            };
+            (
+                false,
+                format!(
+                    "FAIL: AAAA for {name} does not resolve: {} answers {}{before} ({why})",
+                    server.address,
+                    aaaa.status.as_str()
+                ),
+            )
+        };
+    }
+    (
+        false,
+        format!(
+            "FAIL: AAAA for {name} does not resolve: no nameserver the app uses answers ({})",
+            passed.join(", ")
+        ),
+    )
+}
+
+/// Reports on crafted answers, for the tests of the model and of its renderers.
+#[cfg(test)]
+pub(super) mod testing {
+    use super::*;
+    use crate::resolv_conf::parse;
+
+    pub fn answer(status: Status, addresses: &[&str], ms: u64) -> Answer {
+        Answer {
+            status,
+            addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+            elapsed: Duration::from_millis(ms),
+            tcp: false,
+            detail: None,
+        }
+    }
+
+    pub fn server(address: &str, a: Answer, aaaa: Answer) -> ServerProbe {
+        ServerProbe {
+            server: address.parse().unwrap(),
+            a,
+            aaaa,
+        }
+    }
+
+    pub fn silent(address: &str) -> ServerProbe {
+        server(
+            address,
+            answer(Status::Timeout, &[], 1000),
+            answer(Status::Timeout, &[], 1000),
+        )
+    }
+
+    pub fn v6(address: &str) -> ServerProbe {
+        server(
+            address,
+            answer(Status::NoData, &[], 1),
+            answer(Status::Ok, &["2001:db8:6::6"], 1),
+        )
+    }
+
+    pub fn report(text: &str, embedded: Embedded, probes: &[ServerProbe]) -> Report {
+        let conf = parse(text.as_bytes());
+        build(
+            "/etc/resolv.conf".into(),
+            &conf,
+            "v6only.test",
+            embedded,
+            Duration::from_secs(1),
+            probes,
+        )
+    }
+
+    /// A silent 127.0.0.11 and an IPv6 server that has the name: the case shim exists for.
+    pub fn silent_embedded() -> [ServerProbe; 2] {
+        [silent("127.0.0.11"), v6("2001:db8::53")]
+    }
+
+    pub const LEGACY: &str =
+        "search example.org\nnameserver 127.0.0.11\nnameserver 2001:db8::53\noptions ndots:0\n";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use crate::resolv_conf::parse;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn docker_legacy_with_a_silent_resolver_is_fixed_by_dropping_it() {
+        let r = report(LEGACY, Embedded::Drop, &silent_embedded());
+        assert_eq!(r.kind, Some(Kind::DockerLegacy));
+        assert_eq!(
+            r.changes,
+            [Change {
+                line: 2,
+                action: "remove",
+                text: "nameserver 127.0.0.11".into()
+            }]
+        );
+        let roles: Vec<(String, Role, bool)> = r
+            .servers
+            .iter()
+            .map(|s| (s.address.to_string(), s.role, s.embedded))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                ("127.0.0.11".into(), Role::Dropped, true),
+                ("2001:db8::53".into(), Role::Used, false)
+            ]
+        );
+        assert!(r.ok, "{}", r.verdict);
+        assert!(r.verdict.contains("2001:db8:6::6"), "{}", r.verdict);
+        assert!(r.pitfalls.is_empty(), "{:?}", r.pitfalls);
+    }
+
+    #[test]
+    fn keeping_a_silent_resolver_is_seen_as_a_wait() {
+        let r = report(LEGACY, Embedded::Keep, &silent_embedded());
+        assert!(r.changes.is_empty());
+        assert!(r.outcome.contains("kept"), "{}", r.outcome);
+        // It still resolves, after glibc waits for 127.0.0.11.
+        assert!(r.ok);
+        assert!(
+            r.verdict.contains("after 127.0.0.11 timeout"),
+            "{}",
+            r.verdict
+        );
+        assert!(r.verdict.contains("waits"), "{}", r.verdict);
+    }
+
+    #[test]
+    fn auto_decides_on_the_embedded_resolvers_answer() {
+        let r = report(LEGACY, Embedded::Auto, &silent_embedded());
+        assert_eq!(r.changes.len(), 1);
+        assert!(r.outcome.contains("auto drops it"), "{}", r.outcome);
+        let forwarding = v6("127.0.0.11");
+        let r = report(LEGACY, Embedded::Auto, &[forwarding, v6("2001:db8::53")]);
+        assert!(r.changes.is_empty());
+        assert!(r.outcome.contains("auto keeps it"), "{}", r.outcome);
+        assert_eq!(r.servers[0].role, Role::Used);
+        let nx = server(
+            "127.0.0.11",
+            answer(Status::NxDomain, &[], 1),
+            answer(Status::NxDomain, &[], 1),
+        );
+        let r = report(LEGACY, Embedded::Auto, &[nx, v6("2001:db8::53")]);
+        assert!(r.changes.is_empty(), "NXDOMAIN is an answer: kept");
+        // ... and then it is the embedded resolver's NXDOMAIN the app gets.
+        assert!(!r.ok);
+        let failing = server(
+            "127.0.0.11",
+            answer(Status::ServFail, &[], 1),
+            answer(Status::ServFail, &[], 1),
+        );
+        let r = report(LEGACY, Embedded::Auto, &[failing, v6("2001:db8::53")]);
+        assert_eq!(r.changes.len(), 1, "SERVFAIL: dropped");
+    }
+
+    #[test]
+    fn docker_modern_keeps_its_only_nameserver() {
+        let text = "# Generated by Docker Engine.\n# This file can be edited; Docker Engine will not make further changes once it\n# has been modified.\n\nnameserver 127.0.0.11\nsearch example.org\noptions ndots:0\n\n# Based on host file: '/etc/resolv.conf' (internal resolver)\n# ExtServers: [host(127.0.0.53) 2001:db8::53]\n# Overrides: []\n# Option ndots from: internal\n";
+        let r = report(text, Embedded::Drop, &[silent("127.0.0.11")]);
+        assert_eq!(r.kind, Some(Kind::DockerModern));
+        assert!(r.changes.is_empty());
+        assert!(r.outcome.contains("only nameserver"), "{}", r.outcome);
+        assert_eq!(r.ext_servers, ["host(127.0.0.53)", "2001:db8::53"]);
+        assert_eq!(r.servers[0].role, Role::Used);
+        assert!(!r.ok);
+        assert!(
+            r.verdict.contains("no nameserver the app uses answers"),
+            "{}",
+            r.verdict
+        );
+        let r = report(text, Embedded::Drop, &[v6("127.0.0.11")]);
+        assert!(r.ok, "{}", r.verdict);
+    }
+
+    #[test]
+    fn nodata_and_nxdomain_fail_the_verdict() {
+        let text = "nameserver 2001:db8::53\n";
+        let nodata = server(
+            "2001:db8::53",
+            answer(Status::Ok, &["192.0.2.4"], 1),
+            answer(Status::NoData, &[], 1),
+        );
+        let r = report(text, Embedded::Drop, &[nodata]);
+        assert!(!r.ok);
+        assert!(r.verdict.contains("no IPv6 address"), "{}", r.verdict);
+        let nx = server(
+            "2001:db8::53",
+            answer(Status::NxDomain, &[], 1),
+            answer(Status::NxDomain, &[], 1),
+        );
+        let r = report(text, Embedded::Drop, &[nx]);
+        assert!(!r.ok);
+        assert!(r.verdict.contains("does not exist"), "{}", r.verdict);
+    }
+
+    #[test]
+    fn the_first_final_answer_decides_as_in_glibc() {
+        // The first server says NXDOMAIN: glibc stops there even though the second has it.
+        let text = "nameserver 10.0.0.1\nnameserver 2001:db8::53\n";
+        let nx = server(
+            "10.0.0.1",
+            answer(Status::NxDomain, &[], 1),
+            answer(Status::NxDomain, &[], 1),
+        );
+        assert!(!report(text, Embedded::Drop, &[nx, v6("2001:db8::53")]).ok);
+        // SERVFAIL moves on.
+        let failing = server(
+            "10.0.0.1",
+            answer(Status::ServFail, &[], 1),
+            answer(Status::ServFail, &[], 1),
+        );
+        let r = report(text, Embedded::Drop, &[failing, v6("2001:db8::53")]);
+        assert!(r.ok);
+        assert!(
+            r.verdict.contains("after 10.0.0.1 servfail"),
+            "{}",
+            r.verdict
+        );
+        assert!(!r.verdict.contains("waits"), "{}", r.verdict);
+    }
+
+    #[test]
+    fn only_the_first_three_servers_count() {
+        let text = "nameserver 10.0.0.1\nnameserver 10.0.0.2\nnameserver 10.0.0.3\nnameserver 2001:db8::53\n";
+        let probes = [
+            silent("10.0.0.1"),
+            silent("10.0.0.2"),
+            silent("10.0.0.3"),
+            v6("2001:db8::53"),
+        ];
+        let r = report(text, Embedded::Drop, &probes);
+        assert_eq!(r.servers[3].role, Role::Ignored);
+        assert!(!r.ok, "{}", r.verdict);
+        assert!(
+            r.pitfalls[0].starts_with("4 nameservers listed"),
+            "{:?}",
+            r.pitfalls
+        );
+    }
+
+    #[test]
+    fn no_nameserver_means_127_0_0_1() {
+        let r = report("search x\n", Embedded::Drop, &[silent("127.0.0.1")]);
+        assert_eq!(r.servers.len(), 1);
+        assert_eq!(r.servers[0].role, Role::Fallback);
+        assert_eq!(r.servers[0].line, None);
+        assert!(!r.ok);
+        assert!(
+            r.pitfalls[0].starts_with("no nameserver"),
+            "{:?}",
+            r.pitfalls
+        );
+        assert_eq!(
+            to_probe(&parse(b"search x\n")),
+            [IpAddr::from(Ipv4Addr::LOCALHOST)]
+        );
+    }
+
+    #[test]
+    fn to_probe_lists_each_address_once() {
+        let conf = parse(b"nameserver 127.0.0.11\nnameserver 10.0.0.1\nnameserver 127.0.0.11\n");
+        let listed: Vec<String> = to_probe(&conf).iter().map(|a| a.to_string()).collect();
+        assert_eq!(listed, ["127.0.0.11", "10.0.0.1"]);
+    }
+
+    #[test]
+    fn a_report_on_a_huge_file_takes_linear_time() {
+        // Each line was looked up in the plan's dropped lines: 100,000 dropped lines took 60 s
+        // in a debug build. The bound is far above linear time and far below that.
+        let mut text = "nameserver 127.0.0.11\n".repeat(100_000);
+        text.push_str("nameserver 2001:db8::53\n");
+        let start = std::time::Instant::now();
+        let r = report(&text, Embedded::Drop, &[]);
+        assert_eq!(r.changes.len(), 100_000);
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn an_unreadable_file_is_a_failed_check() {
+        let options = crate::cli::parse(&["--check-dns".as_ref()], |_| None)
+            .unwrap()
+            .options;
+        let r = unreadable("/nope".into(), "x.test", &options, "No such file".into());
+        assert!(!r.ok);
+        assert!(r.text().contains("error:   No such file"));
+        assert!(r.json().contains(r#""error":"No such file""#));
+    }
+}
