@@ -2,11 +2,14 @@
 //! shim in a container, and nothing it asserts about shim.
 //!
 //! - requirements: a visible skip, or a failure under `CI=true`;
+//! - the engines: the default one (`docker` as it is) and Docker 26 at `$SHIM_E2E_DOCKER26`
+//!   (`docker -H`), each with its era, read from its version;
 //! - the run: a name prefix and the `shim-e2e.owner` label on everything it creates, removed at
 //!   exit, and the sweep of what a killed run left;
 //! - `docker` wrappers and the `Container` guard;
-//! - the images, built once per test process from files on this machine, and the seed network
-//!   with its DNS server, which answers the test zone below;
+//! - the images, built once per test process from files on this machine on the default engine and
+//!   loaded into the other, and a seed network per engine with its DNS server, which answers the
+//!   test zone below;
 //! - the reading of what `tests/docker/probe.c` printed.
 
 use std::collections::{BTreeMap, BTreeSet};
