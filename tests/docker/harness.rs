@@ -2,11 +2,14 @@
 //! shim in a container, and nothing it asserts about shim.
 //!
 //! - requirements: a visible skip, or a failure under `CI=true`;
+//! - the engines: the default one (`docker` as it is) and Docker 26 at `$SHIM_E2E_DOCKER26`
+//!   (`docker -H`), each with its era, read from its version;
 //! - the run: a name prefix and the `shim-e2e.owner` label on everything it creates, removed at
 //!   exit, and the sweep of what a killed run left;
 //! - `docker` wrappers and the `Container` guard;
-//! - the images, built once per test process from files on this machine, and the seed network
-//!   with its DNS server, which answers the test zone below;
+//! - the images, built once per test process from files on this machine on the default engine and
+//!   loaded into the other, and a seed network per engine with its DNS server, which answers the
+//!   test zone below;
 //! - the reading of what `tests/docker/probe.c` printed.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,7 +19,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -35,7 +38,8 @@ const OWNER_LABEL: &str = "shim-e2e.owner";
 
 #[derive(Clone, Copy)]
 pub enum Need {
-    Docker,
+    /// The engine the test runs on.
+    Engine(Engine),
     Gcc,
     MuslGcc,
     Dnsmasq,
@@ -43,7 +47,7 @@ pub enum Need {
 
 pub fn ready(test: &str, needs: &[Need]) -> bool {
     needs.iter().all(|need| match need {
-        Need::Docker => common::require(docker_available(), "a Docker daemon", test),
+        Need::Engine(engine) => common::require(engine.available(), &engine.requirement(), test),
         Need::Gcc => common::require(find_program("gcc").is_some(), "gcc", test),
         Need::MuslGcc => common::require(
             find_program("musl-gcc").is_some(),
@@ -58,15 +62,137 @@ pub fn ready(test: &str, needs: &[Need]) -> bool {
     })
 }
 
-fn docker_available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        Command::new("docker")
-            .args(["version", "--format", "{{.Server.Version}}"])
-            .stdin(Stdio::null())
-            .output()
-            .is_ok_and(|out| out.status.success() && !out.stdout.trim_ascii().is_empty())
-    })
+// ---------------------------------------------------------------------------------------------
+// The engines: every scenario runs on each of them.
+
+/// The environment variable that names the Docker 26 engine's socket (`unix:///run/....sock`),
+/// set by `.ci/run` from `scripts/engines/docker26.sh start`.
+pub const DOCKER26_ENV: &str = "SHIM_E2E_DOCKER26";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// The engine `docker` talks to by default (DOCKER_HOST or /var/run/docker.sock): the
+    /// machine's Docker 20.10 here and in CI.
+    Default,
+    /// The Docker 26.1 engine at $SHIM_E2E_DOCKER26, run beside it by scripts/engines/docker26.sh.
+    Docker26,
+}
+
+/// What the engine writes in a container's resolv.conf on a user-defined network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Era {
+    /// Docker <= 25: `nameserver 127.0.0.11`, then the `--dns` (or host's) IPv6 servers.
+    Legacy,
+    /// Docker >= 26: a header, only `nameserver 127.0.0.11`, the upstreams in `# ExtServers:`.
+    Modern,
+}
+
+impl Engine {
+    pub const ALL: [Engine; 2] = [Engine::Default, Engine::Docker26];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Engine::Default => "docker",
+            Engine::Docker26 => "docker26",
+        }
+    }
+
+    /// The `-H` the docker command line gets; None for the default engine.
+    fn host(self) -> Option<String> {
+        match self {
+            Engine::Default => None,
+            Engine::Docker26 => std::env::var(DOCKER26_ENV).ok().filter(|h| !h.is_empty()),
+        }
+    }
+
+    fn requirement(self) -> String {
+        match self {
+            Engine::Default => "a Docker daemon".to_owned(),
+            Engine::Docker26 => format!(
+                "the Docker 26 engine (${DOCKER26_ENV}, from scripts/engines/docker26.sh start)"
+            ),
+        }
+    }
+
+    /// `docker [-H HOST]`, stdin closed.
+    pub fn command(self) -> Command {
+        let mut cmd = Command::new("docker");
+        if let Some(host) = self.host() {
+            cmd.args(["-H", &host]);
+        }
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// The server's version, when the engine answers (asked once).
+    pub fn version(self) -> Option<&'static str> {
+        static VERSIONS: [OnceLock<Option<String>>; 2] = [OnceLock::new(), OnceLock::new()];
+        VERSIONS[self.index()]
+            .get_or_init(|| {
+                if self == Engine::Docker26 && self.host().is_none() {
+                    return None;
+                }
+                let out = self
+                    .command()
+                    .args(["version", "--format", "{{.Server.Version}}"])
+                    .output()
+                    .ok()?;
+                let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                (out.status.success() && !version.is_empty()).then_some(version)
+            })
+            .as_deref()
+    }
+
+    fn available(self) -> bool {
+        match (self, self.version()) {
+            (_, None) => false,
+            (Engine::Default, Some(_)) => true,
+            // The socket must be the engine the test names: a mistaken socket is no Docker 26.
+            (Engine::Docker26, Some(v)) => {
+                assert!(
+                    v.starts_with("26."),
+                    "${DOCKER26_ENV} is Docker {v}, not 26"
+                );
+                true
+            }
+        }
+    }
+
+    pub fn era(self) -> Era {
+        let version = self.version().expect("the engine answers");
+        let major: u32 = version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_else(|| panic!("Docker version {version}"));
+        if major >= 26 {
+            Era::Modern
+        } else {
+            Era::Legacy
+        }
+    }
+
+    pub fn docker<S: AsRef<OsStr>>(self, args: &[S]) -> Output {
+        common::output(self.command().args(args))
+    }
+
+    /// Runs docker and returns its trimmed stdout; fails the test with docker's stderr otherwise.
+    pub fn docker_ok<S: AsRef<OsStr>>(self, args: &[S]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker ({}) {:?} failed ({}): {}",
+            self.id(),
+            args.iter().map(|a| a.as_ref()).collect::<Vec<_>>(),
+            out.status,
+            common::stderr(&out)
+        );
+        common::stdout(&out).trim().to_owned()
+    }
 }
 
 /// A program on PATH, or in the sbin folders a non-root PATH may lack.
@@ -95,7 +221,9 @@ static RUN: OnceLock<Run> = OnceLock::new();
 
 fn run_ctx() -> &'static Run {
     RUN.get_or_init(|| {
-        sweep_stale_runs();
+        for engine in Engine::ALL.into_iter().filter(|e| e.version().is_some()) {
+            sweep_stale_runs(engine);
+        }
         let pid = std::process::id();
         let owner = process_identity(pid).expect("read /proc/self/stat");
         let prefix = format!("shim-e2e-{pid}-{:06x}", random_u64() & 0xff_ffff);
@@ -111,7 +239,9 @@ fn run_ctx() -> &'static Run {
 
 extern "C" fn clean_up_at_exit() {
     if let Some(run) = RUN.get() {
-        remove_owned_by(&run.owner);
+        for engine in Engine::ALL.into_iter().filter(|e| e.version().is_some()) {
+            remove_owned_by(engine, &run.owner);
+        }
         let _ = fs::remove_dir_all(&run.dir);
     }
 }
@@ -144,7 +274,7 @@ fn owner_alive(owner: &str) -> bool {
 }
 
 /// Removes what an earlier run left behind when it was killed before its clean-up ran.
-fn sweep_stale_runs() {
+fn sweep_stale_runs(engine: Engine) {
     let label = format!("label={OWNER_LABEL}");
     let format = format!("{{{{.Label \"{OWNER_LABEL}\"}}}}");
     let mut owners = BTreeSet::new();
@@ -152,17 +282,17 @@ fn sweep_stale_runs() {
         vec!["ps", "-a", "--filter", &label, "--format", &format],
         vec!["network", "ls", "--filter", &label, "--format", &format],
     ] {
-        owners.extend(lines(&docker(&args)));
+        owners.extend(lines(&engine.docker(&args)));
     }
-    let images = lines(&docker(&["images", "-q", "--filter", &label]));
+    let images = lines(&engine.docker(&["images", "-q", "--filter", &label]));
     if !images.is_empty() {
         let inspect_format = format!("{{{{index .Config.Labels \"{OWNER_LABEL}\"}}}}");
         let mut args = vec!["image", "inspect", "-f", &inspect_format];
         args.extend(images.iter().map(String::as_str));
-        owners.extend(lines(&docker(&args)));
+        owners.extend(lines(&engine.docker(&args)));
     }
     for owner in owners.iter().filter(|owner| !owner_alive(owner)) {
-        remove_owned_by(owner);
+        remove_owned_by(engine, owner);
     }
     // And their work folders, named after their owner.
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
@@ -179,7 +309,8 @@ fn sweep_stale_runs() {
 }
 
 /// Removes every container, network and image labelled with this owner.
-fn remove_owned_by(owner: &str) {
+fn remove_owned_by(engine: Engine, owner: &str) {
+    let docker = |args: &[&str]| engine.docker(args);
     let label = format!("label={OWNER_LABEL}={owner}");
     let containers = lines(&docker(&["ps", "-aq", "--filter", &label]));
     if !containers.is_empty() {
@@ -229,60 +360,54 @@ fn owner_label() -> String {
 // ---------------------------------------------------------------------------------------------
 // The docker command line.
 
-pub fn docker<S: AsRef<OsStr>>(args: &[S]) -> Output {
-    common::output(Command::new("docker").args(args).stdin(Stdio::null()))
-}
-
-/// Runs docker and returns its trimmed stdout; fails the test with docker's stderr otherwise.
-pub fn docker_ok<S: AsRef<OsStr>>(args: &[S]) -> String {
-    let out = docker(args);
-    assert!(
-        out.status.success(),
-        "docker {:?} failed ({}): {}",
-        args.iter().map(|a| a.as_ref()).collect::<Vec<_>>(),
-        out.status,
-        common::stderr(&out)
-    );
-    common::stdout(&out).trim().to_owned()
-}
-
 /// A container of this run; removed (with its anonymous volumes) when the guard drops.
 pub struct Container {
+    pub engine: Engine,
     pub name: String,
 }
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = Command::new("docker")
+        let _ = self
+            .engine
+            .command()
             .args(["rm", "-f", "-v", &self.name])
-            .stdin(Stdio::null())
             .output();
     }
 }
 
 impl Container {
-    /// `docker VERB --name N --label OWNER ARGS...`, the guard made before docker is asked.
-    fn docker(verb: &str, what: &str, args: &[&str]) -> (Container, Output) {
+    /// `docker VERB --pull=never --name N --label OWNER ARGS...`, the guard made before docker
+    /// is asked. Every image is local: never a registry.
+    fn docker(engine: Engine, verb: &str, what: &str, args: &[&str]) -> (Container, Output) {
         let container = Container {
+            engine,
             name: unique_name(what),
         };
         let label = owner_label();
-        let mut full = vec![verb, "--name", &container.name, "--label", &label];
+        let mut full = vec![
+            verb,
+            "--pull=never",
+            "--name",
+            &container.name,
+            "--label",
+            &label,
+        ];
         full.extend_from_slice(args);
-        let out = docker(&full);
+        let out = engine.docker(&full);
         (container, out)
     }
 
     /// `docker run` in the foreground: returns when the container has ended; it is kept (not
     /// `--rm`) so that the host's copy of its resolv.conf can still be read.
-    pub fn run(what: &str, args: &[&str]) -> (Container, Output) {
-        Self::docker("run", what, args)
+    pub fn run(engine: Engine, what: &str, args: &[&str]) -> (Container, Output) {
+        Self::docker(engine, "run", what, args)
     }
 
-    pub fn run_detached(what: &str, args: &[&str]) -> Container {
+    pub fn run_detached(engine: Engine, what: &str, args: &[&str]) -> Container {
         let mut full = vec!["-d"];
         full.extend_from_slice(args);
-        let (container, out) = Self::docker("run", what, &full);
+        let (container, out) = Self::docker(engine, "run", what, &full);
         assert!(
             out.status.success(),
             "docker run -d {args:?}: {}",
@@ -291,8 +416,8 @@ impl Container {
         container
     }
 
-    pub fn create(what: &str, args: &[&str]) -> Container {
-        let (container, out) = Self::docker("create", what, args);
+    pub fn create(engine: Engine, what: &str, args: &[&str]) -> Container {
+        let (container, out) = Self::docker(engine, "create", what, args);
         assert!(
             out.status.success(),
             "docker create {args:?}: {}",
@@ -302,12 +427,13 @@ impl Container {
     }
 
     pub fn inspect(&self, format: &str) -> String {
-        docker_ok(&["inspect", "-f", format, &self.name])
+        self.engine
+            .docker_ok(&["inspect", "-f", format, &self.name])
     }
 
     /// The container's stdout and stderr so far.
     pub fn logs(&self) -> (String, String) {
-        let out = docker(&["logs", &self.name]);
+        let out = self.engine.docker(&["logs", &self.name]);
         (common::stdout(&out), common::stderr(&out))
     }
 
@@ -331,20 +457,25 @@ impl Container {
     pub fn exec(&self, args: &[&str]) -> Output {
         let mut full = vec!["exec", self.name.as_str()];
         full.extend_from_slice(args);
-        docker(&full)
+        self.engine.docker(&full)
     }
 
     /// The host's file behind the container's /etc/resolv.conf bind mount: bytes and inode.
     pub fn host_resolv_conf(&self) -> (String, u64) {
+        let snap = self.host_resolv_conf_snap();
+        (snap.content, snap.inode)
+    }
+
+    /// The host's file behind the bind mount: bytes, inode and mtime (as /probe prints them).
+    pub fn host_resolv_conf_snap(&self) -> FileSnap {
         let path = self.inspect("{{.ResolvConfPath}}");
         let content = fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
-        let inode = fs::metadata(&path)
-            .expect("stat the host's resolv.conf")
-            .ino();
-        (
-            String::from_utf8(content).expect("UTF-8 resolv.conf"),
-            inode,
-        )
+        let meta = fs::metadata(&path).expect("stat the host's resolv.conf");
+        FileSnap {
+            inode: meta.ino(),
+            mtime: format!("{}.{:09}", meta.mtime(), meta.mtime_nsec()),
+            content: String::from_utf8(content).expect("UTF-8 resolv.conf"),
+        }
     }
 }
 
@@ -387,7 +518,7 @@ fn docker_build(what: &str, dockerfile: &Path, context: &Path, build_args: &[Str
         args.extend(["--build-arg", arg]);
     }
     args.push(context);
-    docker_ok(&args);
+    Engine::Default.docker_ok(&args);
     tag
 }
 
@@ -400,22 +531,64 @@ fn docker_import(what: &str, rootfs: &Path) -> String {
         .spawn()
         .expect("run tar");
     let change = format!("LABEL {}", owner_label());
-    let out = Command::new("docker")
+    let out = Engine::Default
+        .command()
         .args(["import", "--change", &change, "-", &tag])
         .stdin(tar.stdout.take().expect("tar's stdout"))
         .output()
         .expect("run docker import");
-    assert!(tar.wait().expect("wait for tar").success(), "tar failed");
+    let tar_status = tar.wait().expect("wait for tar");
+    // Docker's error first: when docker import fails, tar dies of the closed pipe, and its
+    // failure would hide the cause.
     assert!(
         out.status.success(),
         "docker import: {}",
         common::stderr(&out)
     );
+    assert!(tar_status.success(), "tar failed: {tar_status}");
+    tag
+}
+
+/// An image of this run on `engine`. Images are built once, on the default engine; another engine
+/// gets each one once, by `docker save | docker -H ... load` (the layers are the same bytes).
+fn on_engine(engine: Engine, tag: &'static str) -> &'static str {
+    if engine == Engine::Default {
+        return tag;
+    }
+    static LOADED: Mutex<BTreeSet<(usize, &'static str)>> = Mutex::new(BTreeSet::new());
+    // Held during the load: two tests asking for one image load it once.
+    let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    if loaded.insert((engine.index(), tag)) {
+        let mut save = Engine::Default
+            .command()
+            .args(["save", tag])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("docker save");
+        let out = engine
+            .command()
+            .args(["load", "-q"])
+            .stdin(save.stdout.take().expect("docker save's stdout"))
+            .output()
+            .expect("docker load");
+        let saved = save.wait().expect("docker save");
+        assert!(
+            out.status.success(),
+            "docker ({}) load of {tag}: {}",
+            engine.id(),
+            common::stderr(&out)
+        );
+        assert!(saved.success(), "docker save {tag}: {saved}");
+    }
     tag
 }
 
 /// The image that holds only /shim, built from the repository's Dockerfile.
-pub fn shim_image() -> &'static str {
+pub fn shim_image(engine: Engine) -> &'static str {
+    on_engine(engine, shim_image_built())
+}
+
+fn shim_image_built() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let context = work_dir("shim-context");
@@ -513,7 +686,11 @@ fn base_image(libc: Libc) -> &'static str {
 }
 
 /// `Dockerfile.example` built with the local shim and client images in place of registry ones.
-pub fn app_image(libc: Libc) -> &'static str {
+pub fn app_image(engine: Engine, libc: Libc) -> &'static str {
+    on_engine(engine, app_image_built(libc))
+}
+
+fn app_image_built(libc: Libc) -> &'static str {
     static GLIBC: OnceLock<String> = OnceLock::new();
     static MUSL: OnceLock<String> = OnceLock::new();
     let cell = match libc {
@@ -522,7 +699,7 @@ pub fn app_image(libc: Libc) -> &'static str {
     };
     cell.get_or_init(|| {
         let build_args = [
-            format!("SHIM_IMAGE={}", shim_image()),
+            format!("SHIM_IMAGE={}", shim_image_built()),
             format!("BASE_IMAGE={}", base_image(libc)),
         ];
         let name = match libc {
@@ -539,14 +716,18 @@ pub fn app_image(libc: Libc) -> &'static str {
 }
 
 /// The glibc app image with `USER 1000`, as an image that drops root itself would be.
-pub fn user_1000_image() -> &'static str {
+pub fn user_1000_image(engine: Engine) -> &'static str {
+    on_engine(engine, user_1000_image_built())
+}
+
+fn user_1000_image_built() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let dir = work_dir("user-1000");
         let dockerfile = dir.join("Dockerfile");
         fs::write(
             &dockerfile,
-            format!("FROM {}\nUSER 1000\n", app_image(Libc::Glibc)),
+            format!("FROM {}\nUSER 1000\n", app_image_built(Libc::Glibc)),
         )
         .expect("write Dockerfile");
         docker_build(
@@ -558,7 +739,11 @@ pub fn user_1000_image() -> &'static str {
     })
 }
 
-fn dns_image() -> &'static str {
+pub fn dns_image(engine: Engine) -> &'static str {
+    on_engine(engine, dns_image_built())
+}
+
+fn dns_image_built() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let root = work_dir("dns-rootfs");
@@ -587,10 +772,10 @@ impl SeedNet {
     }
 }
 
-pub fn seed_net() -> &'static SeedNet {
-    static NET: OnceLock<SeedNet> = OnceLock::new();
-    NET.get_or_init(|| {
-        let dns_image = dns_image();
+pub fn seed_net(engine: Engine) -> &'static SeedNet {
+    static NETS: [OnceLock<SeedNet>; 2] = [OnceLock::new(), OnceLock::new()];
+    NETS[engine.index()].get_or_init(|| {
+        let dns_image = dns_image(engine);
         let name = unique_name("net");
         let label = owner_label();
         // A random ULA /64 (RFC 4193); a clash with a network of the machine gets a new one.
@@ -605,7 +790,7 @@ pub fn seed_net() -> &'static SeedNet {
                 (r >> 8) & 0xffff
             );
             let subnet = format!("{prefix}::/64");
-            let out = docker(&[
+            let out = engine.docker(&[
                 "network",
                 "create",
                 "--internal",
@@ -633,6 +818,7 @@ pub fn seed_net() -> &'static SeedNet {
         let host_record_v6 = format!("--host-record={V6ONLY},{V6ONLY_AAAA}");
         let host_record_dual = format!("--host-record={DUAL},{DUAL_A},{DUAL_AAAA}");
         let dns = Container::run_detached(
+            engine,
             "dns",
             &[
                 "--network",
@@ -818,18 +1004,4 @@ pub fn nameservers(content: &str) -> Vec<&str> {
 /// The lines shim wrote on stderr.
 pub fn shim_lines(stderr: &str) -> Vec<&str> {
     stderr.lines().filter(|l| l.starts_with("shim: ")).collect()
-}
-
-/// Every file under `dir`, at any depth.
-pub fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in fs::read_dir(dir).expect("read_dir").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(walk(&path));
-        } else {
-            found.push(path);
-        }
-    }
-    found
 }
