@@ -32,7 +32,7 @@ Options end at -- or at the first argument that is not one: the rest is the app'
 
 Options [environment variable used when the flag is absent; an empty one counts as unset]:
       --resolv-conf PATH   the file to fix [SHIM_RESOLV_CONF, default /etc/resolv.conf]
-      --embedded MODE      127.0.0.11 beside other nameservers: drop, keep or auto [SHIM_EMBEDDED, default drop]
+      --embedded MODE      127.0.0.11 beside other nameservers: drop, keep, proxy or auto [SHIM_EMBEDDED, default drop]
       --probe NAME         after the fix, look NAME's AAAA up through each nameserver left and log it [SHIM_PROBE, default none]
       --probe-timeout MS   timeout of one DNS query [SHIM_PROBE_TIMEOUT_MS, default 1000]
       --strict             if the fix fails or the probe finds no AAAA, do not start the app: exit 1 [SHIM_STRICT=1, default off]
@@ -61,6 +61,8 @@ Exit status:
 pub enum Embedded {
     Drop,
     Keep,
+    /// R8: a forwarder in shim asks 127.0.0.11 for names and the upstreams for the rest.
+    Proxy,
     Auto,
 }
 
@@ -298,10 +300,11 @@ fn options(flags: Flags, env: &impl Fn(&str) -> Option<OsString>) -> Result<Opti
         Some((mode, source)) => match mode.as_bytes() {
             b"drop" => Embedded::Drop,
             b"keep" => Embedded::Keep,
+            b"proxy" => Embedded::Proxy,
             b"auto" => Embedded::Auto,
             _ => {
                 return Err(Usage(format!(
-                    "{source} takes drop, keep or auto, got '{}'",
+                    "{source} takes drop, keep, proxy or auto, got '{}'",
                     shown(&mode)
                 )))
             }

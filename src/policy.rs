@@ -1,4 +1,4 @@
-//! What to do with 127.0.0.11: `--embedded drop|keep|auto` made into a [`Policy`] and the
+//! What to do with 127.0.0.11: `--embedded drop|keep|proxy|auto` made into a [`Policy`] and the
 //! [`Plan`] it gives for one parsed file, by [`decide`] alone.
 //!
 //! Apart because the run and `--check-dns` must make the same decision: the run asks 127.0.0.11
@@ -8,9 +8,15 @@
 
 #![forbid(unsafe_code)]
 
+use std::net::IpAddr;
+
 use crate::cli::Embedded;
 use crate::dns::Answer;
+use crate::proxy::LISTEN;
 use crate::resolv_conf::{plan, Plan, Policy, ResolvConf};
+
+/// R8's policy: shim's forwarder, on its loopback address.
+pub const PROXY: Policy = Policy::Proxy(IpAddr::V4(LISTEN));
 
 /// The name `--embedded auto` asks 127.0.0.11 for when no `--probe NAME` is given.
 pub const DEFAULT_NAME: &str = "example.com";
@@ -31,6 +37,9 @@ pub enum Auto {
     /// 127.0.0.11 is absent, or the only nameserver (R3): there is no choice, and it is not
     /// asked.
     NothingToDecide,
+    /// shim stays as the app's parent (PID 1 or `--supervise`), so its proxy can keep both
+    /// names and IPv6 DNS: nothing needs asking.
+    Proxy,
     /// 127.0.0.11's AAAA answer.
     Answered(Answer),
     /// It could not be asked (the name is no domain name): it is dropped, as when it is silent.
@@ -43,7 +52,7 @@ impl Auto {
     /// lookup wait or move on, so it goes.
     pub fn keeps(&self) -> bool {
         match self {
-            Auto::NothingToDecide => true,
+            Auto::NothingToDecide | Auto::Proxy => true,
             Auto::Answered(answer) => answer.status.is_final(),
             Auto::NotAsked(_) => false,
         }
@@ -54,6 +63,9 @@ impl Auto {
         match self {
             Auto::NothingToDecide => {
                 "nothing to decide: 127.0.0.11 is absent or the only nameserver".to_owned()
+            }
+            Auto::Proxy => {
+                "shim stays as the app's parent: its proxy keeps names of other containers and IPv6 DNS".to_owned()
             }
             Auto::Answered(answer) => {
                 let said = format!("127.0.0.11 answered AAAA {name}: {}", answer.summary());
@@ -70,10 +82,12 @@ impl Auto {
 
 /// The policy `embedded` gives for `conf`, and its plan. For auto, `ask_embedded` gives
 /// 127.0.0.11's AAAA answer; it is called only when the choice matters (the resolver is listed
-/// and another server could stand in for it).
+/// and another server could stand in for it) and shim does not stay as the app's parent
+/// (`stays_parent`: PID 1 or `--supervise`), where auto takes the proxy without asking.
 pub fn decide(
     conf: &ResolvConf,
     embedded: Embedded,
+    stays_parent: bool,
     ask_embedded: impl FnOnce() -> Result<Answer, String>,
 ) -> Decision {
     let fixed = |policy| Decision {
@@ -84,10 +98,17 @@ pub fn decide(
     match embedded {
         Embedded::Drop => fixed(Policy::Drop),
         Embedded::Keep => fixed(Policy::Keep),
+        Embedded::Proxy => fixed(PROXY),
         Embedded::Auto => {
             let dropping = plan(conf, Policy::Drop);
             let auto = if !dropping.changes() {
                 Auto::NothingToDecide
+            } else if stays_parent {
+                return Decision {
+                    policy: PROXY,
+                    plan: plan(conf, PROXY),
+                    auto: Some(Auto::Proxy),
+                };
             } else {
                 match ask_embedded() {
                     Ok(answer) => Auto::Answered(answer),
@@ -129,7 +150,7 @@ mod tests {
     }
 
     fn auto(text: &[u8], answer: Result<Answer, String>) -> Decision {
-        decide(&parse(text), Embedded::Auto, || answer)
+        decide(&parse(text), Embedded::Auto, false, || answer)
     }
 
     #[test]
@@ -154,7 +175,7 @@ mod tests {
     #[test]
     fn auto_asks_only_when_there_is_a_choice() {
         for text in [&b"nameserver 10.0.0.1\n"[..], b"nameserver 127.0.0.11\n"] {
-            let decision = decide(&parse(text), Embedded::Auto, || panic!("asked"));
+            let decision = decide(&parse(text), Embedded::Auto, false, || panic!("asked"));
             assert_eq!(decision.auto, Some(Auto::NothingToDecide));
             assert_eq!(decision.policy, Policy::Keep);
             assert!(!decision.plan.changes());
@@ -163,12 +184,12 @@ mod tests {
 
     #[test]
     fn drop_and_keep_ask_nobody() {
-        let drop = decide(&parse(LEGACY), Embedded::Drop, || panic!("asked"));
+        let drop = decide(&parse(LEGACY), Embedded::Drop, false, || panic!("asked"));
         assert_eq!(
             (drop.policy, drop.plan.outcome, drop.auto),
             (Policy::Drop, Outcome::Drop(vec![0]), None)
         );
-        let keep = decide(&parse(LEGACY), Embedded::Keep, || panic!("asked"));
+        let keep = decide(&parse(LEGACY), Embedded::Keep, false, || panic!("asked"));
         assert_eq!(keep.plan.outcome, Outcome::Kept);
     }
 
@@ -182,5 +203,20 @@ mod tests {
         assert!(dropped
             .explain("x.test")
             .contains("servfail (1.0 ms); dropped"));
+    }
+
+    #[test]
+    fn auto_takes_the_proxy_where_shim_stays_the_parent_and_asks_nobody() {
+        let decision = decide(&parse(LEGACY), Embedded::Auto, true, || panic!("asked"));
+        assert_eq!(decision.policy, PROXY);
+        assert!(matches!(decision.plan.outcome, Outcome::Proxy { .. }));
+        assert_eq!(decision.auto, Some(Auto::Proxy));
+        // Where there is nothing to decide, there is no proxy either.
+        let modern = b"# Generated by Docker Engine.\nnameserver 127.0.0.11\n";
+        let decision = decide(&parse(modern), Embedded::Auto, true, || panic!("asked"));
+        assert_eq!(decision.auto, Some(Auto::NothingToDecide));
+        assert!(!decision.plan.changes());
+        let proxy = decide(&parse(LEGACY), Embedded::Proxy, false, || panic!("asked"));
+        assert!(matches!(proxy.plan.outcome, Outcome::Proxy { .. }));
     }
 }

@@ -340,3 +340,9 @@ fn shed_startup_pages() {
         }
     }
 }
+
+/// Does shim stay as the app's parent (and so can keep a proxy alive)? As PID 1 it always does
+/// (I1); elsewhere only with `--supervise`, since it execs the app otherwise (I4).
+pub fn stays_parent(supervise: bool) -> bool {
+    supervise || getpid().as_raw() == 1
+}

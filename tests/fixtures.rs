@@ -80,6 +80,7 @@ fn every_fixture_gives_its_expected_output() {
             Outcome::OnlyNameserver => "only",
             Outcome::NoEmbedded => "none",
             Outcome::Kept => "kept",
+            Outcome::Proxy { .. } => "proxy",
         };
         assert_eq!(action_seen, action, "{name}");
         assert_eq!(parse(&input).kind(), kind, "{name}");
@@ -121,4 +122,51 @@ fn docker26_upstreams_are_read_from_the_trailing_comment() {
     );
     let (input, _) = fixture("docker28-no-external");
     assert!(parse(&input).ext_servers().is_empty());
+}
+
+/// R8 on every era: where a drop run changes the file, the proxy becomes the only nameserver both
+/// libraries read, every other line kept in order; elsewhere the proxy changes what drop does:
+/// nothing. A second pass leaves the proxy's file alone.
+#[test]
+fn the_proxy_stands_in_exactly_where_a_drop_would_change_the_file() {
+    let listen: std::net::IpAddr = "127.0.0.153".parse().unwrap();
+    for &(name, _, action) in CASES {
+        let (input, _) = fixture(name);
+        let (outcome, output) = fixed(&input, Policy::Proxy(listen));
+        if action != "drop" {
+            assert!(
+                output == input,
+                "{name}: the proxy changed a file drop keeps"
+            );
+            continue;
+        }
+        let Outcome::Proxy { lines, .. } = &outcome else {
+            panic!("{name}: {outcome:?}")
+        };
+        let read = parse(&output);
+        let glibc: Vec<_> = read.nameservers().filter_map(|n| n.glibc).collect();
+        let musl: Vec<_> = read.nameservers().filter_map(|n| n.musl).collect();
+        assert_eq!((glibc, musl), (vec![listen], vec![listen]), "{name}");
+        // Every line but the nameserver lines is kept, byte for byte, in order.
+        let conf = parse(&input);
+        let others: Vec<u8> = conf
+            .lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !lines.contains(i))
+            .flat_map(|(_, l)| l.raw.to_vec())
+            .collect();
+        let proxy_line = format!("nameserver {listen}\n");
+        let without_proxy: Vec<u8> = {
+            let at = output
+                .windows(proxy_line.len())
+                .position(|w| w == proxy_line.as_bytes())
+                .unwrap();
+            [&output[..at], &output[at + proxy_line.len()..]].concat()
+        };
+        assert!(without_proxy == others, "{name}: other lines changed");
+        let (again, twice) = fixed(&output, Policy::Proxy(listen));
+        assert_eq!(again, Outcome::NoEmbedded, "{name}");
+        assert!(twice == output, "{name}: not idempotent");
+    }
 }

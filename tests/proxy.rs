@@ -464,3 +464,152 @@ fn the_proxy_sleeps_while_no_query_comes() {
     eprintln!("proxy thread: {} wake-ups in 1.5 s idle", after - before);
     assert_eq!(after, before, "the proxy woke up with no query to serve");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The whole of it: the shim binary as PID 1 of a PID namespace inside the network namespace,
+// given Docker 25's file, starts its proxy, rewrites the file and runs an app that looks names up.
+
+/// Docker <= 25's file on a user-defined network with an IPv6 `--dns`.
+const DOCKER25: &str =
+    "search shim.test\nnameserver 127.0.0.11\nnameserver 2001:db8::53\noptions ndots:0\n";
+
+/// The app: what it reads, what its lookups give, and whether it holds any socket of shim's.
+const APP: &str = r#"
+cat /etc/resolv.conf
+echo "parent: $(cat /proc/$PPID/comm)"
+echo "sockets: $(for f in /proc/$$/fd/*; do readlink "$f"; done | grep -c socket)"
+getent ahosts db | head -n 1
+getent ahostsv6 v6only.test | head -n 1
+getent hosts missing.test; echo "missing: $?"
+"$0" 0 db
+"$0" 6 v6only.test
+"#;
+
+/// shim as PID 1 of a new PID namespace inside `ns`, with `args`, running [`APP`].
+fn shim_as_pid1(ns: &Netns, musl: &Path, args: &[&str]) -> Run {
+    let file = ns.resolv_conf(DOCKER25);
+    let shim = common::shim().to_str().unwrap().to_owned();
+    let mut all = vec!["--pid", "--fork", "--mount-proc", shim.as_str()];
+    all.extend_from_slice(args);
+    all.extend(["--", "/bin/sh", "-c", APP, musl.to_str().unwrap()]);
+    ns.run(&file, Path::new("/usr/bin/unshare"), &all)
+}
+
+fn servers_only(ns: &Netns, host: Host) -> Vec<Responder> {
+    vec![ns.serve(V6_SERVER, Behaviour::Zone), embedded(ns, host)]
+}
+
+#[test]
+fn shim_as_pid1_with_the_proxy_keeps_names_and_ipv6_dns_for_glibc_and_musl() {
+    let test = "shim_as_pid1_with_the_proxy_keeps_names_and_ipv6_dns_for_glibc_and_musl";
+    if !root(test) {
+        return;
+    }
+    let Some(musl) = musl_client(test) else {
+        return;
+    };
+    for host in HOSTS {
+        // Named outright, and chosen by auto as PID 1 (shim stays the parent there).
+        for mode in ["proxy", "auto"] {
+            let ns = Netns::new();
+            let _servers = servers_only(&ns, host);
+            let run = shim_as_pid1(&ns, &musl, &["-v", "--embedded", mode]);
+            let what = format!("{host:?}, --embedded {mode}: {run:?}");
+            assert_eq!(run.code(), Some(0), "{what}");
+            let lines: Vec<&str> = run.stdout.lines().collect();
+            assert_eq!(
+                &lines[..3],
+                [
+                    "search shim.test",
+                    "nameserver 127.0.0.153",
+                    "options ndots:0"
+                ],
+                "{what}"
+            );
+            assert!(lines.contains(&"parent: shim"), "{what}");
+            assert!(
+                lines.contains(&"sockets: 0"),
+                "the app holds a socket: {what}"
+            );
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with(&CONTAINER_A.to_string())),
+                "glibc: a container name: {what}"
+            );
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with(&V6ONLY_AAAA.to_string())),
+                "glibc: an IPv6-only name: {what}"
+            );
+            assert!(lines.contains(&"missing: 2"), "{what}");
+            assert!(
+                lines.contains(&CONTAINER_A.to_string().as_str()),
+                "musl: {what}"
+            );
+            assert!(
+                lines.contains(&V6ONLY_AAAA.to_string().as_str()),
+                "musl: {what}"
+            );
+            // Far less than one resolver timeout for all of it.
+            assert!(run.elapsed < Duration::from_secs(4), "{what}");
+            assert!(
+                run.stderr.contains("names only shim's proxy, 127.0.0.153"),
+                "{what}"
+            );
+        }
+    }
+}
+
+#[test]
+fn not_pid1_the_proxy_keeps_shim_as_the_parent_and_ends_with_it() {
+    let test = "not_pid1_the_proxy_keeps_shim_as_the_parent_and_ends_with_it";
+    if !root(test) {
+        return;
+    }
+    let Some(musl) = musl_client(test) else {
+        return;
+    };
+    let ns = Netns::new();
+    let _servers = servers_only(&ns, Host::Ipv6Only);
+    let file = ns.resolv_conf(DOCKER25);
+    let mut args = vec!["--embedded", "proxy", "--", "/bin/sh", "-c", APP];
+    args.push(musl.to_str().unwrap());
+    let run = ns.shim(&file, &args);
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert!(run.stdout.contains("parent: shim"), "{run:?}");
+    assert!(run.stdout.contains(&CONTAINER_A.to_string()), "{run:?}");
+    // shim exited with the app: nothing listens on the proxy's address any more.
+    let bound = ns.enter(|| UdpSocket::bind((proxy::LISTEN, proxy::PORT)).is_ok());
+    assert!(bound, "the proxy's port is still taken after shim exited");
+}
+
+#[test]
+fn without_the_embedded_resolver_no_proxy_starts_and_the_file_stays() {
+    let test = "without_the_embedded_resolver_no_proxy_starts_and_the_file_stays";
+    if !root(test) {
+        return;
+    }
+    let ns = Netns::new();
+    let _upstream = ns.serve(V6_SERVER, Behaviour::Zone);
+    let podman = "search dns.podman\nnameserver 2001:db8::53\n";
+    let file = ns.resolv_conf(podman);
+    let run = ns.shim(
+        &file,
+        &[
+            "-v",
+            "--embedded",
+            "proxy",
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /etc/resolv.conf; echo \"parent: $(cat /proc/$PPID/comm)\"",
+        ],
+    );
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert!(run.stdout.starts_with(podman), "{run:?}");
+    // No proxy, so nothing keeps shim: it execs the app as it would without the flag.
+    assert!(!run.stdout.contains("parent: shim"), "{run:?}");
+    assert!(!run.stderr.contains("proxy"), "{run:?}");
+}

@@ -40,6 +40,7 @@ pub fn run(options: &Options, name: &str, json: bool) -> i32 {
                 &conf,
                 name,
                 options.embedded,
+                crate::supervisor::stays_parent(options.supervise),
                 options.probe_timeout,
                 &probes,
             )

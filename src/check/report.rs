@@ -67,12 +67,15 @@ pub fn to_probe(conf: &ResolvConf) -> Vec<IpAddr> {
         .collect()
 }
 
-/// The report, from the file and the answers of its servers (as [`to_probe`] lists them).
+/// The report, from the file and the answers of its servers (as [`to_probe`] lists them);
+/// `stays_parent`: whether a run would stay as the app's parent (PID 1 or `--supervise`), where
+/// auto takes the proxy.
 pub fn build(
     file: String,
     conf: &ResolvConf,
     name: &str,
     embedded: Embedded,
+    stays_parent: bool,
     timeout: Duration,
     probes: &[ServerProbe],
 ) -> Report {
@@ -83,14 +86,31 @@ pub fn build(
             None => (not_asked(), not_asked()),
         }
     };
-    let decision = decide(
-        conf,
-        embedded,
-        || Ok(answer(resolv_conf::EMBEDDED.into()).1),
-    );
+    let decision = decide(conf, embedded, stays_parent, || {
+        Ok(answer(resolv_conf::EMBEDDED.into()).1)
+    });
     let dropped = decision.plan.dropped();
+    let proxy = match &decision.plan.outcome {
+        Outcome::Proxy {
+            listen, upstreams, ..
+        } => Some((*listen, upstreams.as_slice())),
+        _ => None,
+    };
     let servers: Vec<Server> = resolv_conf::servers(conf, dropped)
         .into_iter()
+        // With the proxy the app asks none of the listed servers itself (and so not the
+        // fallback either): the proxy asks 127.0.0.11 and the upstreams.
+        .filter_map(|mut s| {
+            if let Some((_, upstreams)) = proxy {
+                if s.role == Role::Fallback {
+                    return None;
+                }
+                if s.embedded || upstreams.contains(&s.address) {
+                    s.role = Role::Proxied;
+                }
+            }
+            Some(s)
+        })
         .map(|s| {
             let (a, aaaa) = answer(s.address);
             Server {
@@ -103,7 +123,7 @@ pub fn build(
             }
         })
         .collect();
-    let changes = dropped
+    let mut changes: Vec<Change> = dropped
         .iter()
         .map(|&index| Change {
             line: index + 1,
@@ -111,7 +131,20 @@ pub fn build(
             text: resolv_conf::shown(conf.lines[index].raw),
         })
         .collect();
-    let (ok, verdict) = verdict(name, &servers);
+    if let (Some((listen, _)), Some(first)) = (proxy, dropped.first()) {
+        changes.insert(
+            0,
+            Change {
+                line: first + 1,
+                action: "insert",
+                text: format!("nameserver {listen}"),
+            },
+        );
+    }
+    let (ok, verdict) = match proxy {
+        Some(_) => proxied_verdict(name, &servers),
+        None => verdict(name, &servers),
+    };
     Report {
         file,
         error: None,
@@ -156,6 +189,7 @@ fn not_asked() -> Answer {
 fn auto_reason(auto: &Auto) -> Option<String> {
     match auto {
         Auto::NothingToDecide => None,
+        Auto::Proxy => Some("auto takes the proxy: shim stays as the app's parent".to_owned()),
         Auto::Answered(answer) => {
             let verb = if auto.keeps() { "keeps" } else { "drops" };
             Some(format!(
@@ -176,9 +210,17 @@ fn outcome(outcome: &Outcome, embedded: Embedded, auto: Option<&Auto>) -> String
         }
         Outcome::Kept => format!("no change: 127.0.0.11 is kept (--embedded {})", embedded_name(embedded)),
         Outcome::Drop(lines) => format!(
-            "remove {} line(s) 'nameserver 127.0.0.11': names of other containers would no longer resolve (--embedded keep or auto keeps them)",
+            "remove {} line(s) 'nameserver 127.0.0.11': names of other containers would no longer resolve (--embedded proxy keeps them and IPv6 DNS; --embedded keep or auto keeps them)",
             lines.len()
         ),
+        Outcome::Proxy { lines, listen, upstreams } => {
+            let upstreams: Vec<String> = upstreams.iter().map(|a| a.to_string()).collect();
+            format!(
+                "replace the {} nameserver line(s) with 'nameserver {listen}', shim's proxy: it asks 127.0.0.11 for names of other containers and {} for every other name, without waiting for a silent 127.0.0.11",
+                lines.len(),
+                upstreams.join(", ")
+            )
+        }
     };
     match auto.and_then(auto_reason) {
         Some(reason) => format!("{text}; {reason}"),
@@ -191,6 +233,7 @@ pub fn embedded_name(embedded: Embedded) -> &'static str {
     match embedded {
         Embedded::Drop => "drop",
         Embedded::Keep => "keep",
+        Embedded::Proxy => "proxy",
         Embedded::Auto => "auto",
     }
 }
@@ -251,6 +294,63 @@ fn verdict(name: &str, servers: &[Server]) -> (bool, String) {
     )
 }
 
+/// With the proxy: does AAAA resolve through it? As the proxy decides (R8): 127.0.0.11's
+/// NOERROR wins (a name of a container), else the upstreams' answer in their order, a failing or
+/// silent one handing over to the next (the proxy does not wait 5 s as glibc would).
+fn proxied_verdict(name: &str, servers: &[Server]) -> (bool, String) {
+    let proxied = || servers.iter().filter(|s| s.role == Role::Proxied);
+    let embedded = proxied().find(|s| s.embedded);
+    let by_embedded = embedded.filter(|s| matches!(s.aaaa.status, Status::Ok | Status::NoData));
+    let chosen = by_embedded.or_else(|| {
+        proxied()
+            .filter(|s| !s.embedded)
+            .find(|s| s.aaaa.status.is_final())
+    });
+    let Some(server) = chosen else {
+        let seen: Vec<String> = proxied()
+            .map(|s| format!("{} {}", s.address, s.aaaa.status.as_str()))
+            .collect();
+        return (
+            false,
+            format!(
+                "FAIL: AAAA for {name} does not resolve: no server the proxy asks answers ({}); it would answer SERVFAIL",
+                seen.join(", ")
+            ),
+        );
+    };
+    let through = format!("shim's proxy, from {}", server.address);
+    match server.aaaa.status {
+        Status::Ok => {
+            let addresses: Vec<String> = server
+                .aaaa
+                .addresses
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            (
+                true,
+                format!(
+                    "OK: AAAA for {name} resolves through {through}: {}",
+                    addresses.join(" ")
+                ),
+            )
+        }
+        status => {
+            let why = match status {
+                Status::NoData => "the name has no IPv6 address",
+                _ => "the name does not exist",
+            };
+            (
+                false,
+                format!(
+                    "FAIL: AAAA for {name} does not resolve through {through}: {} ({why})",
+                    status.as_str()
+                ),
+            )
+        }
+    }
+}
+
 /// Reports on crafted answers, for the tests of the model and of its renderers.
 #[cfg(test)]
 pub(super) mod testing {
@@ -298,6 +398,7 @@ pub(super) mod testing {
             &conf,
             "v6only.test",
             embedded,
+            false,
             Duration::from_secs(1),
             probes,
         )

@@ -18,6 +18,7 @@ fn describe(role: Role) -> Cow<'static, str> {
         Role::Dropped => "removed by the fix".into(),
         Role::Ignored => format!("not used: only the first {MAXNS} count").into(),
         Role::Fallback => "not listed: asked because no nameserver is".into(),
+        Role::Proxied => "asked by shim's proxy in the app's stead".into(),
     }
 }
 

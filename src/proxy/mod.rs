@@ -17,11 +17,13 @@ pub mod decide;
 pub mod wire;
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+
+use crate::resolv_conf::EMBEDDED;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use attempt::{Attempt, Event};
@@ -114,6 +116,29 @@ impl Listeners {
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.udp.local_addr()
     }
+}
+
+/// R8 in a run: bind `listen`:53 and serve from a thread of shim's own, asking 127.0.0.11 for
+/// names and `upstreams` (port 53) for the rest. Called before the file names the proxy: if it
+/// fails, the caller falls back and nothing points at a proxy that does not run. The thread is
+/// started before the app is forked; shim's fork then copies only the forking thread, and the
+/// child needs nothing of the proxy's before its exec (its allocations come from the lock-free
+/// arena, and musl's fork keeps malloc usable in the child).
+pub fn start(listen: IpAddr, upstreams: &[IpAddr]) -> io::Result<()> {
+    let listeners = bind(SocketAddr::new(listen, PORT))?;
+    let config = Config::new(
+        SocketAddr::new(EMBEDDED.into(), PORT),
+        upstreams
+            .iter()
+            .map(|&a| SocketAddr::new(a, PORT))
+            .collect(),
+    );
+    // A thread that cannot be had (a pids limit) is an error here, not a panic: shim is PID 1.
+    std::thread::Builder::new()
+        .name("proxy".into())
+        .stack_size(128 * 1024)
+        .spawn(move || serve(listeners, config))?;
+    Ok(())
 }
 
 /// Serve forever: the body of a thread of shim's process. Queries that arrived before it runs

@@ -27,12 +27,15 @@ pub enum Role {
     Ignored,
     /// Not listed: [`FALLBACK`], asked because no nameserver is.
     Fallback,
+    /// R8: its line goes, and shim's proxy asks it in the app's stead (127.0.0.11 for the names
+    /// of containers, the upstreams for the rest).
+    Proxied,
 }
 
 impl Role {
     /// Is the server asked when the app looks a name up?
     pub fn is_asked(self) -> bool {
-        matches!(self, Role::Used | Role::Fallback)
+        matches!(self, Role::Used | Role::Fallback | Role::Proxied)
     }
 
     /// The role's name in `--check-dns --json`.
@@ -42,6 +45,7 @@ impl Role {
             Role::Dropped => "dropped",
             Role::Ignored => "ignored",
             Role::Fallback => "fallback",
+            Role::Proxied => "proxied",
         }
     }
 }
