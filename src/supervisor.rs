@@ -3,7 +3,8 @@
 //! Like tini and catatonit, shim blocks every signal it can from its first instruction and reads
 //! them synchronously from a signalfd: no handler runs at an arbitrary point, nothing is lost
 //! while the resolv.conf fix or the probe runs (I5), and between signals shim sleeps in one
-//! blocking read, with no timer (I9).
+//! blocking read, with no timer (I9). Only after the app has exited does shim wait with a
+//! deadline (`--grace`), and every such wait has one.
 
 use std::ffi::CStr;
 use std::os::fd::AsFd;
@@ -13,14 +14,14 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::libc::{self, c_int, pid_t};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{execvp, fork, getpid, isatty, setpgid, tcsetpgrp, ForkResult, Pid};
 
 use crate::{debug, error, warn};
 
-/// The kernel's fault signals stay unblocked: a fault in shim itself must still kill shim, and
-/// a blocked synchronous fault would loop or be forced through anyway.
+/// The kernel's fault signals. Held and read like every other signal: when the kernel raises one
+/// for a fault of shim itself, it never reaches the signalfd (see `hold_signals`).
 const FAULTS: [Signal; 7] = [
     Signal::SIGSEGV,
     Signal::SIGBUS,
@@ -48,13 +49,17 @@ pub struct Supervision {
     pub grace: Duration,
 }
 
-/// Block every catchable signal except the faults. Call this first: what arrives from now on
-/// waits for the app (I5).
+/// Block every catchable signal. Call this first: what arrives from now on waits for the app (I5).
+///
+/// The fault signals are blocked too, so that one sent with kill(2) (`docker kill -s ABRT` for a
+/// core dump) waits in the signalfd and is forwarded, instead of killing shim and orphaning the
+/// app (or being dropped by the kernel when we are PID 1). A real fault of shim still ends shim
+/// with its default action: for a synchronous fault (bad pointer, division by zero, illegal
+/// instruction, seccomp) the kernel's force_sig_info unblocks the signal and resets it to
+/// SIG_DFL, and clears PID 1's protection against it, before delivering it; abort() unblocks
+/// SIGABRT itself, in musl and in glibc. Neither ever waits in the signalfd.
 pub fn hold_signals() -> HeldSignals {
-    let mut held = SigSet::all();
-    for fault in FAULTS {
-        held.remove(fault);
-    }
+    let held = SigSet::all();
     let original = held
         .thread_swap_mask(SigmaskHow::SIG_BLOCK)
         .expect("sigprocmask cannot fail with a valid set");
@@ -94,13 +99,27 @@ pub fn run(argv: &[&CStr], signals: HeldSignals, how: Supervision) -> ! {
         error!("cannot read signals (signalfd: {e}); not starting the app");
         exit(1)
     });
-    let app = spawn(argv, &signals.original);
+    let sigchld_ignored = take_sigchld();
+    let app = spawn(argv, &signals.original, sigchld_ignored);
     shed_startup_pages();
     let status = supervise(&fd, app, how.pgroup);
     if !how.grace.is_zero() {
         end_leftovers(&fd, app, pid1, how.grace);
     }
     exit(status)
+}
+
+/// Set SIGCHLD to its default for shim; returns whether it was ignored.
+///
+/// SIG_IGN survives exec, so a parent that ignores SIGCHLD (some shells, daemons, `env
+/// --ignore-signal`) hands it to us. Then the kernel reaps our children itself and queues no
+/// SIGCHLD, even blocked: shim would wait for the app forever. Blocked and SIG_DFL, SIGCHLD waits
+/// in the signalfd. The app gets SIG_IGN back before its exec (I6).
+fn take_sigchld() -> bool {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: no handler is installed, only the default disposition.
+    unsafe { sigaction(Signal::SIGCHLD, &default) }
+        .is_ok_and(|old| old.handler() == SigHandler::SigIgn)
 }
 
 /// Take a pending SIGPIPE off (it is blocked); returns whether another process sent it.
@@ -140,7 +159,7 @@ fn exec(argv: &[&CStr]) -> ! {
     }
 }
 
-fn spawn(argv: &[&CStr], original_mask: &SigSet) -> Pid {
+fn spawn(argv: &[&CStr], original_mask: &SigSet, sigchld_ignored: bool) -> Pid {
     // SAFETY: shim is single-threaded here (the probe's threads have been joined), so the child
     // may run any code before exec.
     match unsafe { fork() } {
@@ -152,8 +171,12 @@ fn spawn(argv: &[&CStr], original_mask: &SigSet) -> Pid {
             if isatty(stdin.as_fd()).unwrap_or(false) {
                 let _ = tcsetpgrp(stdin.as_fd(), getpid());
             }
-            // The app starts with the mask shim was started with (I6); handlers and the signalfd
-            // do not survive exec.
+            // The app starts with the mask and the ignored signals shim was started with (I6);
+            // handlers and the signalfd do not survive exec.
+            if sigchld_ignored {
+                // SAFETY: SIG_IGN installs no handler.
+                let _ = unsafe { nix::sys::signal::signal(Signal::SIGCHLD, SigHandler::SigIgn) };
+            }
             let _ = original_mask.thread_set_mask();
             exec(argv)
         }
@@ -182,11 +205,26 @@ fn supervise(fd: &SignalFd, app: Pid, pgroup: bool) -> i32 {
             if let Some(status) = reap(Some(app)) {
                 return status;
             }
-        } else if info.ssi_pid as pid_t != me {
-            // A SIGPIPE from our own write to a closed stderr is ours, not the app's.
+        } else if is_for_the_app(signo, info.ssi_code, info.ssi_pid as pid_t, me) {
             forward(signo, app, pgroup);
+        } else {
+            debug!("signal {signo} (code {}) is not for the app", info.ssi_code);
         }
     }
+}
+
+/// Whether a signal shim received (not SIGCHLD) is meant for the app.
+///
+/// Not when shim sent it itself: a SIGPIPE from our own write to a closed stderr. A fault signal
+/// only when a process sent it (kill, sigqueue, tgkill: si_code <= 0); one the kernel raised
+/// without forcing it (SIGBUS BUS_MCEERR_AO: a memory error in a page we map but are not using)
+/// is about shim's memory, not the app's, and is harmless: touching the page raises a forced one.
+fn is_for_the_app(signo: c_int, code: i32, sender: pid_t, me: pid_t) -> bool {
+    if sender == me {
+        return false;
+    }
+    let fault = FAULTS.iter().any(|&f| f as c_int == signo);
+    !fault || code <= 0
 }
 
 fn next_signal(fd: &SignalFd) -> Option<libc::signalfd_siginfo> {
@@ -243,69 +281,136 @@ fn exit_status(status: c_int) -> i32 {
 /// SIGKILL. As PID 1 that is every process of the namespace; under --supervise, the app's
 /// process group and the orphans re-parented to us.
 fn end_leftovers(fd: &SignalFd, app: Pid, pid1: bool, grace: Duration) {
-    let deadline = Instant::now() + grace;
+    let leftovers = Leftovers {
+        app,
+        pid1,
+        proc_is_ours: proc_is_ours(),
+    };
     let mut signalled = Vec::new();
-    signal_leftovers(libc::SIGTERM, app, pid1, &mut signalled);
+    let term = || leftovers.signal(libc::SIGTERM, &mut signalled);
+    if reap_all_within(fd, grace, term) {
+        return;
+    }
+    warn!(
+        "--grace: processes still running after {} ms; killing them",
+        grace.as_millis()
+    );
+    let kill = || leftovers.signal(libc::SIGKILL, &mut Vec::new());
+    if reap_all_within(fd, AFTER_SIGKILL, kill) {
+        return;
+    }
+    let (n, them) = match leftovers.children().map(|c| c.len()) {
+        Some(1) => ("1 process".to_owned(), "it"),
+        Some(n) => (format!("{n} processes"), "them"),
+        None => ("processes".to_owned(), "them"),
+    };
+    warn!(
+        "--grace: {n} still running after SIGKILL and {} ms (not shim's to signal, or stuck in \
+         the kernel); exiting without {them}",
+        AFTER_SIGKILL.as_millis()
+    );
+}
+
+/// How long shim waits for its children once it has sent them SIGKILL. SIGKILL takes effect at
+/// once wherever it is allowed; what outlives it is a process shim may not signal (another
+/// user's, e.g. a root `docker exec` orphaned to a shim running as `--user`) or one in
+/// uninterruptible sleep (a hung NFS or FUSE request, a core dump being written). Waiting longer
+/// changes neither; 1 s lets the kernel tear the killed ones down (even gigabytes of memory take
+/// far less) and stays well within Docker's 10 s stop timeout. As PID 1, our exit then makes the
+/// kernel kill whatever is left of the namespace.
+const AFTER_SIGKILL: Duration = Duration::from_secs(1);
+
+/// Reap children until none is left (true) or `limit` has passed (false), sleeping in poll(2) on
+/// the signalfd between SIGCHLDs. `nudge` runs before each wait: it signals the orphans
+/// re-parented to us meanwhile.
+fn reap_all_within(fd: &SignalFd, limit: Duration, mut nudge: impl FnMut()) -> bool {
+    let deadline = Instant::now() + limit;
     loop {
+        nudge();
         if reap(None).is_some() {
-            return;
+            return true;
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            break;
+            return false;
         }
-        // Orphans re-parented to us meanwhile get their SIGTERM too.
-        signal_leftovers(libc::SIGTERM, app, pid1, &mut signalled);
         let timeout = PollTimeout::try_from(left.as_millis().max(1)).unwrap_or(PollTimeout::MAX);
         let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
         if let Ok(1..) = poll(&mut fds, timeout) {
             next_signal(fd);
         }
     }
-    warn!(
-        "--grace: processes still running after {} ms; killing them",
-        grace.as_millis()
-    );
-    loop {
-        signal_leftovers(libc::SIGKILL, app, pid1, &mut Vec::new());
-        // SAFETY: a null status pointer is allowed.
-        if unsafe { libc::waitpid(-1, std::ptr::null_mut(), 0) } < 0 {
-            return;
+}
+
+/// Who `--grace` signals.
+struct Leftovers {
+    app: Pid,
+    pid1: bool,
+    /// /proc lists PIDs of our own namespace: its children of ours are ours to signal.
+    proc_is_ours: bool,
+}
+
+impl Leftovers {
+    fn signal(&self, signo: c_int, signalled: &mut Vec<pid_t>) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe {
+            if self.pid1 {
+                // As PID 1, -1 means every process of the namespace but ourselves.
+                if signalled.is_empty() || signo == libc::SIGKILL {
+                    libc::kill(-1, signo);
+                    signalled.push(-1);
+                }
+                return;
+            }
+            // The app's group (its background children), then orphans re-parented to us; each
+            // once, so that a process running its TERM handler is not interrupted by another TERM.
+            let group = -self.app.as_raw();
+            let children = self.children().unwrap_or_default();
+            for child in std::iter::once(group).chain(children) {
+                if !signalled.contains(&child) {
+                    libc::kill(child, signo);
+                    signalled.push(child);
+                }
+            }
         }
+    }
+
+    /// Our direct children, from /proc; None when no /proc of our namespace is mounted.
+    fn children(&self) -> Option<Vec<pid_t>> {
+        if !self.proc_is_ours {
+            return None;
+        }
+        let list = std::fs::read_to_string("/proc/thread-self/children").ok()?;
+        Some(
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect(),
+        )
     }
 }
 
-fn signal_leftovers(signo: c_int, app: Pid, pid1: bool, signalled: &mut Vec<pid_t>) {
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe {
-        if pid1 {
-            // As PID 1, -1 means every process of the namespace but ourselves.
-            if signalled.is_empty() || signo == libc::SIGKILL {
-                libc::kill(-1, signo);
-                signalled.push(-1);
-            }
-            return;
-        }
-        // The app's group (its background children), then orphans re-parented to us; each
-        // once, so that a process running its TERM handler is not interrupted by another TERM.
-        let group = -app.as_raw();
-        for child in std::iter::once(group).chain(children()) {
-            if !signalled.contains(&child) {
-                libc::kill(child, signo);
-                signalled.push(child);
-            }
-        }
-    }
+/// Whether /proc belongs to our own PID namespace. A /proc mounted for another one (a container
+/// sharing the host's /proc, a PID namespace made without remounting it) names other processes
+/// by the numbers we use for ours: signalling its PIDs would hit strangers. /proc/thread-self
+/// resolves to us as the /proc's namespace sees us (ENOENT if it does not see us at all), and its
+/// NSpid line lists our PID in each namespace from that one down to ours.
+fn proc_is_ours() -> bool {
+    std::fs::read("/proc/thread-self/status")
+        .is_ok_and(|status| nspid_is_only(&status, getpid().as_raw()))
 }
 
-/// Our direct children, from /proc (empty when /proc is not mounted).
-fn children() -> Vec<pid_t> {
-    let me = getpid();
-    std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
+/// Whether a /proc/<pid>/status text's NSpid line names exactly one namespace, with `pid` in it.
+fn nspid_is_only(status: &[u8], pid: pid_t) -> bool {
+    let Some(line) = status
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(b"NSpid:"))
+    else {
+        return false;
+    };
+    let mut pids = line
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|p| !p.is_empty());
+    pids.next() == Some(pid.to_string().as_bytes()) && pids.next().is_none()
 }
 
 /// While it waits, shim needs a few pages of its own code. Start-up touched many more, and the
@@ -345,4 +450,55 @@ fn shed_startup_pages() {
 /// (I1); elsewhere only with `--supervise`, since it execs the app otherwise (I4).
 pub fn stays_parent(supervise: bool) -> bool {
     supervise || getpid().as_raw() == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_signal_is_forwarded_only_when_a_process_sent_it() {
+        let (me, other, outside_our_namespace) = (1, 42, 0);
+        for fault in [libc::SIGSEGV, libc::SIGABRT, libc::SIGBUS, libc::SIGSYS] {
+            assert!(is_for_the_app(fault, libc::SI_USER, other, me));
+            assert!(is_for_the_app(
+                fault,
+                libc::SI_USER,
+                outside_our_namespace,
+                me
+            ));
+            assert!(is_for_the_app(fault, libc::SI_QUEUE, other, me));
+            assert!(is_for_the_app(fault, libc::SI_TKILL, other, me));
+            assert!(!is_for_the_app(fault, libc::SI_TKILL, me, me));
+            // BUS_MCEERR_AO (5), SEGV_MAPERR (1), SI_KERNEL (0x80): the kernel's, about shim.
+            assert!(!is_for_the_app(fault, 5, 0, me));
+            assert!(!is_for_the_app(fault, 1, 0, me));
+            assert!(!is_for_the_app(fault, 0x80, 0, me));
+        }
+    }
+
+    #[test]
+    fn other_signals_are_forwarded_unless_shim_sent_them() {
+        assert!(is_for_the_app(libc::SIGTERM, libc::SI_USER, 0, 1));
+        // SIGWINCH from the terminal driver: SI_KERNEL.
+        assert!(is_for_the_app(libc::SIGWINCH, 0x80, 0, 1));
+        assert!(is_for_the_app(40, libc::SI_QUEUE, 7, 1));
+        // The SIGPIPE of our own write to a closed stderr: the kernel sends it as if from us.
+        assert!(!is_for_the_app(libc::SIGPIPE, libc::SI_USER, 1, 1));
+    }
+
+    #[test]
+    fn proc_is_ours_only_when_nspid_names_one_namespace_and_us() {
+        let status = |nspid: &str| format!("Name:\tshim\nTgid:\t7\nNSpid:{nspid}\nPPid:\t1\n");
+        assert!(nspid_is_only(status("\t7").as_bytes(), 7));
+        assert!(nspid_is_only(status("\t1").as_bytes(), 1));
+        // The /proc of an ancestor namespace: our PID there, then ours.
+        assert!(!nspid_is_only(status("\t5210\t2").as_bytes(), 2));
+        assert!(!nspid_is_only(status("\t2\t2").as_bytes(), 2));
+        // Another process altogether, or a kernel without NSpid (before 4.1).
+        assert!(!nspid_is_only(status("\t70").as_bytes(), 7));
+        assert!(!nspid_is_only(b"Name:\tshim\nPid:\t7\n", 7));
+        // A non-UTF-8 name does not hide the line.
+        assert!(nspid_is_only(b"Name:\t\xff\nNSpid:\t9\n", 9));
+    }
 }

@@ -48,10 +48,16 @@ impl Pid1 {
         // SAFETY: plain kill(2).
         assert_eq!(unsafe { libc::kill(self.shim, signo) }, 0, "kill {signo}");
     }
-    fn wait(mut self) -> Output {
-        let deadline = Instant::now() + Duration::from_secs(20);
+    fn wait(self) -> Output {
+        self.wait_at_most(Duration::from_secs(20))
+    }
+    fn wait_at_most(mut self, limit: Duration) -> Output {
+        let deadline = Instant::now() + limit;
         while self.unshare.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "shim did not exit");
+            assert!(
+                Instant::now() < deadline,
+                "shim did not exit within {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         let child = std::mem::replace(&mut self.unshare, Command::new("true").spawn().unwrap());
@@ -86,6 +92,22 @@ fn wait_for<T>(mut probe: impl FnMut() -> Option<T>, what: &str) -> T {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Wait for a child at most `limit`: a shim that hangs fails the test instead of hanging the
+/// suite. On time-out the child is killed.
+fn output_within(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            // Not wait_with_output: a leftover may hold the pipes open.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("shim did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
 }
 
 fn status_field(pid: i32, field: &str) -> Option<String> {
@@ -507,9 +529,13 @@ impl SlowStart {
 
     /// SIGTERM to shim while it is still waiting for the probe.
     fn terminate_during_start(&self) {
+        self.signal_during_start(libc::SIGTERM);
+    }
+
+    fn signal_during_start(&self, signo: i32) {
         std::thread::sleep(Duration::from_millis(300));
         // SAFETY: plain kill(2).
-        unsafe { libc::kill(self.shim, libc::SIGTERM) };
+        unsafe { libc::kill(self.shim, signo) };
     }
 
     fn wait(&mut self) -> std::process::ExitStatus {
@@ -575,5 +601,296 @@ fn a_sigterm_during_a_slow_start_ends_shim_before_the_exec() {
     assert!(
         !marker.exists(),
         "the app ran although shim was told to terminate"
+    );
+}
+
+#[test]
+fn started_with_sigchld_ignored_shim_still_sees_the_app_exit() {
+    if !common::require_root("started_with_sigchld_ignored_shim_still_sees_the_app_exit") {
+        return;
+    }
+    // With SIGCHLD ignored the kernel reaps children itself and queues no SIGCHLD: shim must
+    // reset it for itself, and still hand the app the disposition it found (I6). The app prints
+    // its ignored set and exits 7 (GNU sed's `q` takes an exit code).
+    let app = [
+        "sed",
+        "-n",
+        "-e",
+        "/^SigIgn/p",
+        "-e",
+        "$q7",
+        "/proc/self/status",
+    ];
+    let sigchld_ignored = |out: &Output| {
+        let text = common::stdout(out);
+        let mask = text
+            .trim()
+            .strip_prefix("SigIgn:")
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .unwrap_or_else(|| panic!("no SigIgn line: {text:?}"));
+        mask & (1 << (libc::SIGCHLD - 1)) != 0
+    };
+
+    // --kill-child: a shim that hangs dies with unshare when the time is up.
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--kill-child", "--mount-proc", "--"])
+        .args(["env", "--ignore-signal=CHLD"])
+        .args(shim_args(&[&["--"], &app[..]].concat()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = output_within(cmd.spawn().unwrap(), Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(7), "{}", common::stderr(&out));
+    assert!(sigchld_ignored(&out), "PID 1: the app lost SIG_IGN");
+
+    let mut cmd = Command::new("env");
+    cmd.arg("--ignore-signal=CHLD")
+        .args(shim_args(&[&["--supervise", "--"], &app[..]].concat()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = output_within(cmd.spawn().unwrap(), Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(7), "{}", common::stderr(&out));
+    assert!(sigchld_ignored(&out), "--supervise: the app lost SIG_IGN");
+}
+
+/// An app that logs each fault signal it gets, then exits 7 once told to (or once its log is
+/// gone: a shim killed by the signal must not leave it running).
+fn fault_trapping_app(dir: &TempDir) -> String {
+    dir.script(
+        "app",
+        "log=$1\n\
+         for s in ABRT SEGV BUS FPE ILL TRAP SYS; do trap \"echo $s >> $log\" $s; done\n\
+         echo ready >> $log\n\
+         while [ ! -e $log.stop ] && [ -e $log ]; do sleep 0.02; done\n\
+         exit 7\n",
+    )
+}
+
+const FAULT_SIGNALS: [(i32, &str); 7] = [
+    (libc::SIGABRT, "ABRT"),
+    (libc::SIGSEGV, "SEGV"),
+    (libc::SIGBUS, "BUS"),
+    (libc::SIGFPE, "FPE"),
+    (libc::SIGILL, "ILL"),
+    (libc::SIGTRAP, "TRAP"),
+    (libc::SIGSYS, "SYS"),
+];
+
+fn send_faults_and_see_them_arrive(dir: &TempDir, shim: i32) {
+    wait_for(
+        || dir.read("log").contains("ready").then_some(()),
+        "the app",
+    );
+    for (signo, name) in FAULT_SIGNALS {
+        // SAFETY: plain kill(2), as `docker kill -s` sends it.
+        assert_eq!(unsafe { libc::kill(shim, signo) }, 0, "kill -{name}");
+        wait_for(
+            || dir.read("log").lines().any(|l| l == name).then_some(()),
+            name,
+        );
+    }
+    fs::write(dir.path("log.stop"), "").unwrap();
+}
+
+#[test]
+fn fault_signals_sent_with_kill_reach_the_app() {
+    if !common::require_root("fault_signals_sent_with_kill_reach_the_app") {
+        return;
+    }
+    let dir = TempDir::new("faults");
+    let log = dir.path("log");
+    let app = fault_trapping_app(&dir);
+
+    let shim = Pid1::start(&["--", &app, log.to_str().unwrap()]);
+    send_faults_and_see_them_arrive(&dir, shim.shim);
+    let out = shim.wait();
+    assert_eq!(out.status.code(), Some(7), "{}", common::stderr(&out));
+
+    fs::remove_file(&log).unwrap();
+    fs::remove_file(dir.path("log.stop")).unwrap();
+    let mut cmd = Command::new(common::shim());
+    cmd.args(["--resolv-conf", "/dev/null", "--supervise", "--", &app])
+        .arg(&log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    send_faults_and_see_them_arrive(&dir, child.id() as i32);
+    let out = output_within(child, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(7), "{}", common::stderr(&out));
+}
+
+#[test]
+fn a_sigabrt_during_a_slow_start_reaches_the_app_under_supervise() {
+    if !common::require_root("a_sigabrt_during_a_slow_start_reaches_the_app_under_supervise") {
+        return;
+    }
+    let dir = TempDir::new("slow-abrt");
+    let args = ["--supervise", "--", "/bin/sleep", "20"];
+    let mut start = SlowStart::start(&dir, &[], &args);
+    start.signal_during_start(libc::SIGABRT);
+    // The app (sleep 20) died of the SIGABRT shim held for it: 128 + 6.
+    assert_eq!(start.wait().code(), Some(134));
+}
+
+/// Kills the process whose PID a test's app wrote to a file, when the test ends.
+struct KillFromPidFile(std::path::PathBuf);
+
+impl Drop for KillFromPidFile {
+    fn drop(&mut self) {
+        if let Some(pid) = fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            // SAFETY: plain kill(2).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+#[test]
+fn grace_without_proc_gives_up_on_a_leftover_in_its_own_session() {
+    if !common::require_root("grace_without_proc_gives_up_on_a_leftover_in_its_own_session") {
+        return;
+    }
+    let dir = TempDir::new("grace-noproc");
+    let pidfile = dir.path("leftover.pid");
+    let _leftover = KillFromPidFile(pidfile.clone());
+    // The leftover leaves the app's process group (setsid) and /proc is hidden: shim can neither
+    // find nor signal it, and must not wait for it forever.
+    let app = "setsid sh -c 'echo $$ > \"$0\"; exec sleep 1000 >/dev/null 2>&1' \"$1\" &\n\
+               until [ -s \"$1\" ]; do sleep 0.01; done\n\
+               exit 4";
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--", "sh", "-c"])
+        .arg("mount -t tmpfs none /proc && exec \"$@\"")
+        .arg("sh")
+        .args(shim_args(&[
+            "--supervise",
+            "--grace",
+            "200",
+            "--",
+            "sh",
+            "-c",
+            app,
+            "sh",
+            pidfile.to_str().unwrap(),
+        ]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd.env_remove("SHIM_LOG");
+    let started = Instant::now();
+    let out = output_within(cmd.spawn().unwrap(), Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(4), "{}", common::stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        common::stderr(&out).contains("still running after SIGKILL"),
+        "{}",
+        common::stderr(&out)
+    );
+}
+
+#[test]
+fn as_pid1_with_user_a_leftover_it_may_not_signal_does_not_hold_it() {
+    if !common::require_root("as_pid1_with_user_a_leftover_it_may_not_signal_does_not_hold_it") {
+        return;
+    }
+    let dir = TempDir::new("grace-eperm");
+    let go = dir.path("go");
+    let app = format!("until [ -e {} ]; do sleep 0.02; done; exit 8", go.display());
+    let shim = Pid1::start(&[
+        "--user",
+        "65534:65534",
+        "--grace",
+        "200",
+        "--",
+        "/bin/sh",
+        "-c",
+        &app,
+    ]);
+    wait_for(|| first_child(shim.shim), "the app");
+    // A root process joins the namespace, as `docker exec` does, and is orphaned to shim, which
+    // now runs as nobody and may not signal it.
+    let status = Command::new("nsenter")
+        .args(["--target", &shim.shim.to_string(), "--pid", "--"])
+        .args(["sh", "-c", "sleep 1000 &"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for(
+        || {
+            let children =
+                fs::read_to_string(format!("/proc/{0}/task/{0}/children", shim.shim)).ok()?;
+            (children.split_whitespace().count() == 2).then_some(())
+        },
+        "the root leftover to be shim's child",
+    );
+    fs::write(&go, "").unwrap();
+    let out = shim.wait_at_most(Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(8), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("1 process still running after SIGKILL"),
+        "{}",
+        common::stderr(&out)
+    );
+}
+
+#[test]
+fn grace_under_the_proc_of_another_pid_namespace_signals_no_stranger() {
+    if !common::require_root("grace_under_the_proc_of_another_pid_namespace_signals_no_stranger") {
+        return;
+    }
+    if !common::require(
+        Path::new("/proc/sys/kernel/ns_last_pid").exists(),
+        "/proc/sys/kernel/ns_last_pid",
+        "grace_under_the_proc_of_another_pid_namespace_signals_no_stranger",
+    ) {
+        return;
+    }
+    // X, a process of this namespace (the one /proc shows) with one child, C.
+    let mut x = Command::new("sh")
+        .args(["-c", "sleep 1000 & wait"])
+        .spawn()
+        .unwrap();
+    let x_pid = x.id() as i32;
+    let c_pid = wait_for(|| first_child(x_pid), "X's child");
+    // In a new PID namespace that keeps this /proc, shim gets X's number and a stranger (not
+    // shim's) gets C's. A shim that trusts this /proc reads "its" children at /proc/<X>: C's
+    // number, and signals the stranger.
+    let inner = "x=$1 c=$2; shift 2\n\
+                 echo $((c - 1)) > /proc/sys/kernel/ns_last_pid; sleep 1000 & v=$!\n\
+                 echo $((x - 1)) > /proc/sys/kernel/ns_last_pid; \"$@\"; status=$?\n\
+                 kill -0 $v 2>/dev/null && alive=yes || alive=no\n\
+                 kill $v\n\
+                 echo victim=$v alive=$alive status=$status\n";
+    let out = common::output(
+        Command::new("unshare")
+            .args(["--pid", "--fork", "--", "sh", "-c", inner, "sh"])
+            .args([x_pid.to_string(), c_pid.to_string()])
+            .args(shim_args(&[
+                "--supervise",
+                "--grace",
+                "300",
+                "--",
+                "sh",
+                "-c",
+                "echo shim=$PPID; sleep 1000 & exit 3",
+            ]))
+            .env_remove("SHIM_LOG"),
+    );
+    // SAFETY: plain kill(2) of our own children.
+    unsafe {
+        libc::kill(c_pid, libc::SIGKILL);
+        libc::kill(x_pid, libc::SIGKILL);
+    }
+    let _ = x.wait();
+    let text = common::stdout(&out);
+    assert!(text.contains(&format!("shim={x_pid}\n")), "setup: {text}");
+    assert!(text.contains(&format!("victim={c_pid} ")), "setup: {text}");
+    assert!(
+        text.contains("alive=yes status=3"),
+        "{text}{}",
+        common::stderr(&out)
     );
 }
