@@ -83,8 +83,7 @@ pub fn run(argv: &[&CStr], signals: HeldSignals, how: Supervision) -> ! {
             .thread_set_mask()
             .expect("restore signal mask");
         if sigpipe_from_outside {
-            // SAFETY: plain kill(2) to ourselves, as the sender did.
-            unsafe { libc::kill(getpid().as_raw(), libc::SIGPIPE) };
+            let _ = nix::sys::signal::raise(Signal::SIGPIPE);
         }
         exec(argv);
     }
@@ -122,25 +121,21 @@ fn take_sigchld() -> bool {
         .is_ok_and(|old| old.handler() == SigHandler::SigIgn)
 }
 
-/// Take a pending SIGPIPE off (it is blocked); returns whether another process sent it.
+/// Take a pending SIGPIPE off (it is blocked); returns whether another process sent it. A
+/// non-blocking signalfd reads the pending signal with its sender, as sigtimedwait would.
 fn discard_own_sigpipe() -> bool {
     let mut set = SigSet::empty();
     set.add(Signal::SIGPIPE);
-    let no_wait = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
+    let Ok(fd) = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) else {
+        return false;
     };
+    let me = getpid().as_raw();
     let mut from_outside = false;
-    loop {
-        // SAFETY: zeroed siginfo_t is a valid out-parameter; the set and timespec are valid.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        if unsafe { libc::sigtimedwait(set.as_ref(), &mut info, &no_wait) } < 0 {
-            // EAGAIN: nothing (more) pending.
-            return from_outside;
-        }
-        // SAFETY: SIGPIPE from write(2) or kill(2) carries the sender's pid.
-        from_outside |= unsafe { info.si_pid() } != getpid().as_raw();
+    // Ok(None): nothing (more) pending.
+    while let Ok(Some(info)) = fd.read_signal() {
+        from_outside |= info.ssi_pid as pid_t != me;
     }
+    from_outside
 }
 
 /// Replace this process with the app. Returns only through exit: 127 not found, 126 not runnable.
@@ -287,7 +282,7 @@ fn end_leftovers(fd: &SignalFd, app: Pid, pid1: bool, grace: Duration) {
         proc_is_ours: proc_is_ours(),
     };
     let mut signalled = Vec::new();
-    let term = || leftovers.signal(libc::SIGTERM, &mut signalled);
+    let term = || leftovers.signal(Signal::SIGTERM, &mut signalled);
     if reap_all_within(fd, grace, term) {
         return;
     }
@@ -295,7 +290,7 @@ fn end_leftovers(fd: &SignalFd, app: Pid, pid1: bool, grace: Duration) {
         "--grace: processes still running after {} ms; killing them",
         grace.as_millis()
     );
-    let kill = || leftovers.signal(libc::SIGKILL, &mut Vec::new());
+    let kill = || leftovers.signal(Signal::SIGKILL, &mut Vec::new());
     if reap_all_within(fd, AFTER_SIGKILL, kill) {
         return;
     }
@@ -351,26 +346,28 @@ struct Leftovers {
 }
 
 impl Leftovers {
-    fn signal(&self, signo: c_int, signalled: &mut Vec<pid_t>) {
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe {
-            if self.pid1 {
-                // As PID 1, -1 means every process of the namespace but ourselves.
-                if signalled.is_empty() || signo == libc::SIGKILL {
-                    libc::kill(-1, signo);
-                    signalled.push(-1);
-                }
-                return;
+    fn signal(&self, signal: Signal, signalled: &mut Vec<pid_t>) {
+        // A process we may not signal (another user's, under --user) or one gone meanwhile is
+        // no error here: the deadline after SIGKILL bounds the wait for it.
+        let send = |pid: pid_t| {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+        };
+        if self.pid1 {
+            // As PID 1, -1 means every process of the namespace but ourselves.
+            if signalled.is_empty() || signal == Signal::SIGKILL {
+                send(-1);
+                signalled.push(-1);
             }
-            // The app's group (its background children), then orphans re-parented to us; each
-            // once, so that a process running its TERM handler is not interrupted by another TERM.
-            let group = -self.app.as_raw();
-            let children = self.children().unwrap_or_default();
-            for child in std::iter::once(group).chain(children) {
-                if !signalled.contains(&child) {
-                    libc::kill(child, signo);
-                    signalled.push(child);
-                }
+            return;
+        }
+        // The app's group (its background children), then orphans re-parented to us; each
+        // once, so that a process running its TERM handler is not interrupted by another TERM.
+        let group = -self.app.as_raw();
+        let children = self.children().unwrap_or_default();
+        for child in std::iter::once(group).chain(children) {
+            if !signalled.contains(&child) {
+                send(child);
+                signalled.push(child);
             }
         }
     }
