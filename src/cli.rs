@@ -73,6 +73,9 @@ pub struct Options {
     pub embedded: Embedded,
     pub probe: Option<String>,
     pub probe_timeout: Duration,
+    /// Whether `--probe-timeout` (or its variable) was given: `--check-dns` sizes its own default
+    /// for Docker >= 26's embedded resolver, and a given value wins over it.
+    pub probe_timeout_given: bool,
     pub strict: bool,
     pub pgroup: bool,
     pub user: Option<UserSpec>,
@@ -199,6 +202,7 @@ fn at_once(mode: Mode<'static>) -> Invocation<'static> {
             embedded: Embedded::Drop,
             probe: None,
             probe_timeout: Duration::ZERO,
+            probe_timeout_given: false,
             strict: false,
             pgroup: false,
             user: None,
@@ -365,6 +369,7 @@ fn options(flags: Flags, env: &impl Fn(&str) -> Option<OsString>) -> Result<Opti
         embedded,
         probe,
         probe_timeout,
+        probe_timeout_given: timeout_source.is_some(),
         strict: switch(flags.strict, "SHIM_STRICT", env)?,
         pgroup: switch(flags.pgroup, "SHIM_PGROUP", env)?,
         user,
@@ -407,6 +412,7 @@ mod tests {
         assert_eq!(o.embedded, Embedded::Drop);
         assert_eq!(o.probe, None);
         assert_eq!(o.probe_timeout, Duration::from_millis(1000));
+        assert!(!o.probe_timeout_given);
         assert!(!o.strict && !o.pgroup && !o.supervise);
         assert_eq!(o.grace, Duration::ZERO);
         assert_eq!(o.log_level, Level::Warn);
@@ -449,6 +455,7 @@ mod tests {
         assert_eq!(o.resolv_conf, PathBuf::from("/tmp/r"));
         assert!(o.strict && o.pgroup && o.supervise);
         assert_eq!(o.probe_timeout, Duration::from_millis(250));
+        assert!(o.probe_timeout_given);
         assert_eq!(o.grace, Duration::from_millis(2000));
         assert_eq!(o.user, UserSpec::parse(b"nobody").ok());
         assert_eq!(o.probe.as_deref(), Some("example.org"));

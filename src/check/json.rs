@@ -93,6 +93,7 @@ impl Report {
             ("ext_servers", strings(&self.ext_servers)),
             ("pitfalls", strings(&self.pitfalls)),
             ("ok", Json::Bool(self.ok)),
+            ("slow", Json::Bool(self.slow)),
             ("verdict", Json::Str(self.verdict.clone())),
         ])
         .to_string()

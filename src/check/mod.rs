@@ -17,11 +17,14 @@ mod text;
 
 pub use crate::resolv_conf::Role;
 pub use json::{kind_id, Json};
-pub use report::{build, embedded_name, to_probe, unreadable, Change, Report, Server};
+pub use report::{
+    build, embedded_name, timeout, to_probe, unreadable, Change, Report, Server, SLOW,
+};
 
 /// `shim --check-dns`: print the report on stdout; the exit status is 0 when AAAA for `name`
-/// resolves through the nameservers the app would use after the fix, 1 when not, 2 when
-/// `name` is not a domain name.
+/// resolves through the nameservers the app would use after the fix (slowly too: the verdict
+/// then says SLOW and why, the JSON `"slow": true`), 1 when not, 2 when `name` is not a domain
+/// name.
 pub fn run(options: &Options, name: &str, json: bool) -> i32 {
     if let Err(e) = dns::parse_name(name) {
         eprintln!("shim: --name: {e}");
@@ -32,16 +35,16 @@ pub fn run(options: &Options, name: &str, json: bool) -> i32 {
         Err(e) => unreadable(file, name, options, e.to_string()),
         Ok(content) => {
             let conf = resolv_conf::parse(&content);
+            let timeout = timeout(&conf, options.probe_timeout, options.probe_timeout_given);
             // The name was checked above: probe only fails on a name it cannot parse.
-            let probes =
-                dns::probe(&to_probe(&conf), name, options.probe_timeout).unwrap_or_default();
+            let probes = dns::probe(&to_probe(&conf), name, timeout).unwrap_or_default();
             build(
                 file,
                 &conf,
                 name,
                 options.embedded,
                 crate::supervisor::stays_parent(options.supervise),
-                options.probe_timeout,
+                timeout,
                 &probes,
             )
         }

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::cli::{Embedded, Options};
-use crate::dns::{Answer, ServerProbe, Status};
+use crate::dns::{format_ms, Answer, ServerProbe, Status};
 use crate::policy::{decide, Auto};
 use crate::resolv_conf::{self, Kind, Outcome, ResolvConf, Role};
 
@@ -52,7 +52,34 @@ pub struct Report {
     pub ext_servers: Vec<String>,
     pub pitfalls: Vec<String>,
     pub ok: bool,
+    /// It resolves, but an app waits for it (see [`SLOW`]).
+    pub slow: bool,
     pub verdict: String,
+}
+
+/// An answer that takes longer than this is slow: every lookup of the app waits as long.
+pub const SLOW: Duration = Duration::from_secs(1);
+
+/// How long Docker's embedded resolver waits for each upstream before it asks the next, and how
+/// many it asks at most (moby, libnetwork/resolver.go: `extIOTimeout = 4 * time.Second`,
+/// `maxExtDNS = 3`, in Docker 20 to 29): with a silent first upstream every lookup takes 4 s.
+const ENGINE_WAIT: Duration = Duration::from_secs(4);
+const ENGINE_UPSTREAMS: u32 = 3;
+
+/// musl's whole wait for an answer (`timeout:5`, its default): an answer later than this reaches
+/// no musl app.
+const MUSL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The timeout of `--check-dns`'s queries: the one given, or else the default `given_or_default`,
+/// except on a Docker >= 26 file, where 127.0.0.11 answers only after it has waited for each
+/// silent upstream it lists in `# ExtServers` (up to 3): the default then covers each of them, and
+/// one more default for the answer itself, so that a slow answer is seen as slow, not as none.
+pub fn timeout(conf: &ResolvConf, given_or_default: Duration, given: bool) -> Duration {
+    if given || conf.kind() != Kind::DockerModern {
+        return given_or_default;
+    }
+    let upstreams = (conf.ext_servers().len() as u32).clamp(1, ENGINE_UPSTREAMS);
+    ENGINE_WAIT * upstreams + given_or_default
 }
 
 /// What `--check-dns` asks: every server the report shows, each once. That is every server the
@@ -141,7 +168,7 @@ pub fn build(
             },
         );
     }
-    let (ok, verdict) = match proxy {
+    let (ok, slow, verdict) = match proxy {
         Some(_) => proxied_verdict(name, &servers),
         None => verdict(name, &servers),
     };
@@ -158,6 +185,7 @@ pub fn build(
         ext_servers: conf.ext_servers(),
         pitfalls: resolv_conf::pitfalls(conf),
         ok,
+        slow,
         verdict,
     }
 }
@@ -178,6 +206,7 @@ pub fn unreadable(file: String, name: &str, options: &Options, error: String) ->
         ext_servers: Vec::new(),
         pitfalls: Vec::new(),
         ok: false,
+        slow: false,
     }
 }
 
@@ -238,9 +267,41 @@ pub fn embedded_name(embedded: Embedded) -> &'static str {
     }
 }
 
+/// Why an answer that came is slow, if it is: it took over [`SLOW`] itself (from 127.0.0.11:
+/// Docker's wait for a silent upstream). A silent server before it, which glibc waits for, is
+/// told by the verdict's "after".
+fn slow_answer(server: &Server) -> Option<String> {
+    let elapsed = server.aaaa.elapsed;
+    if elapsed <= SLOW {
+        return None;
+    }
+    let mut why = if server.embedded {
+        format!(
+            "Docker's embedded resolver waits {} s for each upstream that does not answer before it asks the next",
+            ENGINE_WAIT.as_secs()
+        )
+    } else {
+        format!("{} answers after more than 1 s", server.address)
+    };
+    if elapsed > MUSL_TIMEOUT {
+        why.push_str("; musl gives up after 5 s, before it comes");
+    }
+    Some(format!(" in {} ({why})", format_ms(elapsed)))
+}
+
+/// The first word of a verdict that resolves.
+fn resolves(slow: bool) -> &'static str {
+    if slow {
+        "SLOW"
+    } else {
+        "OK"
+    }
+}
+
 /// Does AAAA resolve through the servers the app uses? As glibc asks them: in order, and the
 /// first NOERROR or NXDOMAIN answer is the result; silence, SERVFAIL and REFUSED move it on.
-fn verdict(name: &str, servers: &[Server]) -> (bool, String) {
+/// (ok, slow, verdict).
+fn verdict(name: &str, servers: &[Server]) -> (bool, bool, String) {
     let mut passed: Vec<String> = Vec::new();
     let mut waits = false;
     for server in servers.iter().filter(|s| s.role.is_asked()) {
@@ -262,11 +323,16 @@ fn verdict(name: &str, servers: &[Server]) -> (bool, String) {
         };
         return if aaaa.status == Status::Ok {
             let addresses: Vec<String> = aaaa.addresses.iter().map(|a| a.to_string()).collect();
+            let in_time = slow_answer(server);
+            let slow = waits || in_time.is_some();
             (
                 true,
+                slow,
                 format!(
-                    "OK: AAAA for {name} resolves through {}{before}: {}",
+                    "{}: AAAA for {name} resolves through {}{before}{}: {}",
+                    resolves(slow),
                     server.address,
+                    in_time.unwrap_or_default(),
                     addresses.join(" ")
                 ),
             )
@@ -276,6 +342,7 @@ fn verdict(name: &str, servers: &[Server]) -> (bool, String) {
                 _ => "the name does not exist",
             };
             (
+                false,
                 false,
                 format!(
                     "FAIL: AAAA for {name} does not resolve: {} answers {}{before} ({why})",
@@ -287,6 +354,7 @@ fn verdict(name: &str, servers: &[Server]) -> (bool, String) {
     }
     (
         false,
+        false,
         format!(
             "FAIL: AAAA for {name} does not resolve: no nameserver the app uses answers ({})",
             passed.join(", ")
@@ -297,7 +365,7 @@ fn verdict(name: &str, servers: &[Server]) -> (bool, String) {
 /// With the proxy: does AAAA resolve through it? As the proxy decides (R8): 127.0.0.11's
 /// NOERROR wins (a name of a container), else the upstreams' answer in their order, a failing or
 /// silent one handing over to the next (the proxy does not wait 5 s as glibc would).
-fn proxied_verdict(name: &str, servers: &[Server]) -> (bool, String) {
+fn proxied_verdict(name: &str, servers: &[Server]) -> (bool, bool, String) {
     let proxied = || servers.iter().filter(|s| s.role == Role::Proxied);
     let embedded = proxied().find(|s| s.embedded);
     let by_embedded = embedded.filter(|s| matches!(s.aaaa.status, Status::Ok | Status::NoData));
@@ -311,6 +379,7 @@ fn proxied_verdict(name: &str, servers: &[Server]) -> (bool, String) {
             .map(|s| format!("{} {}", s.address, s.aaaa.status.as_str()))
             .collect();
         return (
+            false,
             false,
             format!(
                 "FAIL: AAAA for {name} does not resolve: no server the proxy asks answers ({}); it would answer SERVFAIL",
@@ -327,10 +396,14 @@ fn proxied_verdict(name: &str, servers: &[Server]) -> (bool, String) {
                 .iter()
                 .map(|a| a.to_string())
                 .collect();
+            let in_time = slow_answer(server);
             (
                 true,
+                in_time.is_some(),
                 format!(
-                    "OK: AAAA for {name} resolves through {through}: {}",
+                    "{}: AAAA for {name} resolves through {through}{}: {}",
+                    resolves(in_time.is_some()),
+                    in_time.unwrap_or_default(),
                     addresses.join(" ")
                 ),
             )
@@ -341,6 +414,7 @@ fn proxied_verdict(name: &str, servers: &[Server]) -> (bool, String) {
                 _ => "the name does not exist",
             };
             (
+                false,
                 false,
                 format!(
                     "FAIL: AAAA for {name} does not resolve through {through}: {} ({why})",
@@ -445,6 +519,7 @@ mod tests {
             ]
         );
         assert!(r.ok, "{}", r.verdict);
+        assert!(!r.slow && r.verdict.starts_with("OK: "), "{}", r.verdict);
         assert!(r.verdict.contains("2001:db8:6::6"), "{}", r.verdict);
         assert!(r.pitfalls.is_empty(), "{:?}", r.pitfalls);
     }
@@ -454,8 +529,9 @@ mod tests {
         let r = report(LEGACY, Embedded::Keep, &silent_embedded());
         assert!(r.changes.is_empty());
         assert!(r.outcome.contains("kept"), "{}", r.outcome);
-        // It still resolves, after glibc waits for 127.0.0.11.
-        assert!(r.ok);
+        // It still resolves, after glibc waits for 127.0.0.11: slowly.
+        assert!(r.ok && r.slow);
+        assert!(r.verdict.starts_with("SLOW: "), "{}", r.verdict);
         assert!(
             r.verdict.contains("after 127.0.0.11 timeout"),
             "{}",
@@ -509,6 +585,98 @@ mod tests {
         );
         let r = report(text, Embedded::Drop, &[v6("127.0.0.11")]);
         assert!(r.ok, "{}", r.verdict);
+    }
+
+    /// Docker 26 with `--dns <silent> --dns <good>`: 127.0.0.11 answers, after its 4 s wait.
+    const MODERN_TWO_UPSTREAMS: &str = "nameserver 127.0.0.11\noptions ndots:0\n\n# Based on host file: '/etc/resolv.conf' (internal resolver)\n# ExtServers: [192.0.2.53 2001:db8::53]\n# Overrides: [nameservers]\n";
+
+    #[test]
+    fn an_answer_after_a_second_is_slow_not_ok_and_not_a_failure() {
+        let late = |address: &str, ms: u64| {
+            server(
+                address,
+                answer(Status::NoData, &[], ms),
+                answer(Status::Ok, &["2001:db8:6::6"], ms),
+            )
+        };
+        let text = "nameserver 2001:db8::53\n";
+        let r = report(text, Embedded::Drop, &[late("2001:db8::53", 1500)]);
+        assert!(r.ok && r.slow, "{}", r.verdict);
+        assert_eq!(
+            r.verdict,
+            "SLOW: AAAA for v6only.test resolves through 2001:db8::53 in 1500 ms (2001:db8::53 answers after more than 1 s): 2001:db8:6::6"
+        );
+        assert!(
+            r.json().contains(r#""ok":true,"slow":true,"#),
+            "{}",
+            r.json()
+        );
+        // A second is not slow yet.
+        let r = report(text, Embedded::Drop, &[late("2001:db8::53", 1000)]);
+        assert!(r.ok && !r.slow, "{}", r.verdict);
+        assert!(r.json().contains(r#""slow":false"#));
+
+        // Docker >= 26 waits 4 s for a silent first upstream before it asks the next.
+        let r = report(
+            MODERN_TWO_UPSTREAMS,
+            Embedded::Drop,
+            &[late("127.0.0.11", 4003)],
+        );
+        assert_eq!(r.kind, Some(Kind::DockerModern));
+        assert!(r.ok && r.slow, "{}", r.verdict);
+        assert!(
+            r.verdict.starts_with("SLOW: AAAA for v6only.test resolves through 127.0.0.11 in 4003 ms (Docker's embedded resolver waits 4 s for each upstream that does not answer before it asks the next): 2001:db8:6::6"),
+            "{}",
+            r.verdict
+        );
+        // Two silent upstreams: 8 s, past musl's whole wait.
+        let r = report(
+            MODERN_TWO_UPSTREAMS,
+            Embedded::Drop,
+            &[late("127.0.0.11", 8004)],
+        );
+        assert!(r.slow, "{}", r.verdict);
+        assert!(
+            r.verdict
+                .contains("; musl gives up after 5 s, before it comes)"),
+            "{}",
+            r.verdict
+        );
+        // Slow failures stay failures.
+        let nx = server(
+            "127.0.0.11",
+            answer(Status::NxDomain, &[], 4003),
+            answer(Status::NxDomain, &[], 4003),
+        );
+        let r = report(MODERN_TWO_UPSTREAMS, Embedded::Drop, &[nx]);
+        assert!(!r.ok && !r.slow && r.verdict.starts_with("FAIL"));
+    }
+
+    #[test]
+    fn the_default_timeout_on_docker_26_covers_its_wait_for_each_upstream() {
+        let second = Duration::from_secs(1);
+        let timeout_of = |text: &str, given: bool| timeout(&parse(text.as_bytes()), second, given);
+        // 4 s for each of the two upstreams, and the default for the answer itself.
+        assert_eq!(
+            timeout_of(MODERN_TWO_UPSTREAMS, false),
+            Duration::from_secs(9)
+        );
+        // A timeout given wins.
+        assert_eq!(timeout_of(MODERN_TWO_UPSTREAMS, true), second);
+        // Docker asks at most 3 upstreams.
+        let five =
+            "nameserver 127.0.0.11\n# ExtServers: [10.0.0.1 10.0.0.2 10.0.0.3 10.0.0.4 10.0.0.5]\n";
+        assert_eq!(timeout_of(five, false), Duration::from_secs(13));
+        // None listed (moby's own file for a host without nameservers): one wait still covered.
+        let none = "nameserver 127.0.0.11\n\n# Based on host file: '/etc/resolv.conf' (internal resolver)\n# NO EXTERNAL NAMESERVERS DEFINED\n# Overrides: []\n";
+        assert_eq!(timeout_of(none, false), Duration::from_secs(5));
+        let r = report(none, Embedded::Drop, &[silent("127.0.0.11")]);
+        assert_eq!(r.kind, Some(Kind::DockerModern));
+        assert!(r.text().contains("kind:    Docker >= 26"), "{}", r.text());
+        assert!(r.json().contains(r#""kind":"docker-modern""#));
+        // Other files keep the default.
+        assert_eq!(timeout_of(LEGACY, false), second);
+        assert_eq!(timeout_of("nameserver 2001:db8::53\n", false), second);
     }
 
     #[test]

@@ -52,6 +52,11 @@ pub enum Behaviour {
     /// Docker's embedded resolver on a dual-stack host: answers container names and relays the
     /// rest to the upstream this socket is connected to (over TCP for a TCP query, as Docker).
     NamesOrForward(Arc<UdpSocket>),
+    /// Docker >= 26's embedded resolver: relays each query to each upstream in turn, waiting at
+    /// most this long for each (moby's `extIOTimeout`, 4 s) before it asks the next, and answers
+    /// with the first answer, or SERVFAIL. Each query is served on a thread of its own, as
+    /// Docker does: one waiting for a silent upstream holds up no other.
+    ForwardInTurn(Vec<SocketAddr>, Duration),
 }
 
 /// A running server; stops and joins its threads when dropped.
@@ -111,6 +116,19 @@ fn serve_udp(socket: UdpSocket, behaviour: &Behaviour, stop: &AtomicBool, querie
             continue;
         };
         queries.fetch_add(1, Ordering::SeqCst);
+        if let Behaviour::ForwardInTurn(..) = behaviour {
+            let (socket, behaviour, query) = (
+                socket.try_clone().expect("clone UDP socket"),
+                behaviour.clone(),
+                buffer[..n].to_vec(),
+            );
+            std::thread::spawn(move || {
+                if let Some(answer) = answer(&query, &behaviour, true) {
+                    let _ = socket.send_to(&answer, peer);
+                }
+            });
+            continue;
+        }
         for junk in malformed(&buffer[..n], behaviour) {
             let _ = socket.send_to(&junk, peer);
         }
@@ -174,6 +192,7 @@ fn answer(query: &[u8], behaviour: &Behaviour, udp: bool) -> Option<Vec<u8>> {
             None if udp => forward(upstream, query),
             None => forward_tcp(upstream, query),
         },
+        Behaviour::ForwardInTurn(upstreams, wait) => forward_in_turn(upstreams, *wait, query),
         Behaviour::Fail(code) => {
             let query = Message::from_vec(query).ok()?;
             let mut m = reply_to(&query);
@@ -309,6 +328,28 @@ fn forward(upstream: &UdpSocket, query: &[u8]) -> Option<Vec<u8>> {
             return Some(buffer[..n].to_vec());
         }
     }
+}
+
+/// Relay one query to each upstream in turn over UDP, from a socket of its own each, waiting
+/// at most `wait` for each; SERVFAIL when none answers.
+fn forward_in_turn(upstreams: &[SocketAddr], wait: Duration, query: &[u8]) -> Option<Vec<u8>> {
+    let mut buffer = vec![0u8; 65535];
+    for &upstream in upstreams {
+        let Ok(socket) = upstream_socket(upstream) else {
+            continue;
+        };
+        if socket.set_read_timeout(Some(wait)).is_err() || socket.send(query).is_err() {
+            continue;
+        }
+        if let Ok(n) = socket.recv(&mut buffer) {
+            if n >= 2 && query.len() >= 2 && buffer[..2] == query[..2] {
+                return Some(buffer[..n].to_vec());
+            }
+        }
+    }
+    let mut m = reply_to(&Message::from_vec(query).ok()?);
+    m.metadata.response_code = ResponseCode::ServFail;
+    m.to_vec().ok()
 }
 
 /// A socket for `Behaviour::Forward`, connected to `upstream` (bind it in the right namespace).
