@@ -49,17 +49,16 @@ const CASES: &[(&str, Kind, &str)] = &[
     ("fuzz-empty-scope", Kind::DockerLegacy, "only"),
     // glibc ends an address only at a space or tab: "127.0.0.11#docker" is no address at all.
     ("hash-suffix-is-no-address", Kind::Plain, "none"),
-    // Docker 26 to 29, as moby's own tests expect them (moby/moby,
-    // libnetwork/internal/resolvconf/): no header, only Docker's trailing comments. Its
-    // resolvconf_test.go, TestRCTransformForIntNS "No config": a host without nameservers.
-    ("moby-no-external-nameservers", Kind::DockerModern, "only"),
-    // testdata/TestRCTransformForIntNS/No_host_nameserver.golden: not even an ExtServers line.
-    ("moby-no-host-nameserver", Kind::DockerModern, "only"),
-    // testdata/TestRCTransformForIntNS/IPv4_and_IPv6,_ipv6_enabled.golden.
-    ("moby-ipv4-and-ipv6", Kind::DockerModern, "only"),
-    // testdata/TestRCTransformForLegacyNw/Routable_IPv4_and_IPv6,_ipv6_enabled.golden: the
-    // default bridge, no embedded resolver, left alone (R1).
-    ("moby-legacy-network", Kind::Plain, "none"),
+    // Docker 26 to 29 without the header line the daemon adds (the shape of moby's resolv.conf
+    // template, as its own tests check it): only Docker's trailing comments tell the era. No
+    // upstream at all (the host lists no nameserver).
+    ("docker26-headerless-no-upstreams", Kind::DockerModern, "only"),
+    // Not even an ExtServers line.
+    ("docker26-headerless-host-without-nameservers", Kind::DockerModern, "only"),
+    // IPv4 and IPv6 upstreams in the trailing comment.
+    ("docker26-headerless-dual-stack", Kind::DockerModern, "only"),
+    // Docker 26's default bridge ("legacy"): no embedded resolver, left alone (R1).
+    ("docker26-default-bridge-headerless", Kind::Plain, "none"),
 ];
 
 #[test]

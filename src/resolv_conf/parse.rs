@@ -446,7 +446,7 @@ mod tests {
 
     #[test]
     fn docker_26_is_told_by_its_comments_without_the_header() {
-        // moby's own test file for a host without nameservers (resolvconf_test.go, "No config").
+        // What Docker >= 26 writes for a host without nameservers, without the header line.
         let text = "nameserver 127.0.0.11\n\n# Based on host file: '/etc/resolv.conf' (internal resolver)\n# NO EXTERNAL NAMESERVERS DEFINED\n# Overrides: []\n";
         assert_eq!(parse(text.as_bytes()).kind(), Kind::DockerModern);
         for mark in DOCKER_MODERN_MARKS {
