@@ -52,9 +52,17 @@ const CASES: &[(&str, Kind, &str)] = &[
     // Docker 26 to 29 without the header line the daemon adds (the shape of moby's resolv.conf
     // template, as its own tests check it): only Docker's trailing comments tell the era. No
     // upstream at all (the host lists no nameserver).
-    ("docker26-headerless-no-upstreams", Kind::DockerModern, "only"),
+    (
+        "docker26-headerless-no-upstreams",
+        Kind::DockerModern,
+        "only",
+    ),
     // Not even an ExtServers line.
-    ("docker26-headerless-host-without-nameservers", Kind::DockerModern, "only"),
+    (
+        "docker26-headerless-host-without-nameservers",
+        Kind::DockerModern,
+        "only",
+    ),
     // IPv4 and IPv6 upstreams in the trailing comment.
     ("docker26-headerless-dual-stack", Kind::DockerModern, "only"),
     // Docker 26's default bridge ("legacy"): no embedded resolver, left alone (R1).
