@@ -34,7 +34,7 @@ impl Report {
                             .collect(),
                     ),
                 ),
-                ("ms", Json::Num(a.elapsed.as_secs_f64() * 1000.0)),
+                ("ms", Json::Milli(a.elapsed.as_micros())),
                 ("tcp", Json::Bool(a.tcp)),
             ];
             if let Some(detail) = &a.detail {
@@ -48,7 +48,7 @@ impl Report {
             .map(|s| {
                 Json::Obj(vec![
                     ("address", Json::Str(s.address.to_string())),
-                    ("line", s.line.map_or(Json::Null, |n| Json::Num(n as f64))),
+                    ("line", s.line.map_or(Json::Null, |n| Json::Int(n as u64))),
                     ("embedded", Json::Bool(s.embedded)),
                     ("role", Json::Str(s.role.as_str().to_owned())),
                     ("a", answer(&s.a)),
@@ -61,7 +61,7 @@ impl Report {
             .iter()
             .map(|c| {
                 Json::Obj(vec![
-                    ("line", Json::Num(c.line as f64)),
+                    ("line", Json::Int(c.line as u64)),
                     ("action", Json::Str(c.action.to_owned())),
                     ("text", Json::Str(c.text.clone())),
                 ])
@@ -82,7 +82,7 @@ impl Report {
                     .map_or(Json::Null, |k| Json::Str(k.describe().to_owned())),
             ),
             ("name", Json::Str(self.name.clone())),
-            ("timeout_ms", Json::Num(self.timeout.as_secs_f64() * 1000.0)),
+            ("timeout_ms", Json::Milli(self.timeout.as_micros())),
             (
                 "embedded",
                 Json::Str(embedded_name(self.embedded).to_owned()),
@@ -100,12 +100,26 @@ impl Report {
     }
 }
 
-/// Just enough JSON to write one report.
-#[derive(Debug, Clone, PartialEq)]
+/// `n` thousandths as a decimal number, without trailing zeros: 1500 is "1.5", 2000 is "2".
+fn thousandths(n: u128) -> String {
+    let (whole, part) = (n / 1000, n % 1000);
+    if part == 0 {
+        return whole.to_string();
+    }
+    let decimals = format!("{part:03}");
+    format!("{whole}.{}", decimals.trim_end_matches('0'))
+}
+
+/// Just enough JSON to write one report. Numbers are whole, or thousandths (milliseconds to the
+/// microsecond): no float is formatted, which keeps Rust's float printing (about 10 KB) out of
+/// the static binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Json {
     Null,
     Bool(bool),
-    Num(f64),
+    Int(u64),
+    /// A number in thousandths: `Milli(1500)` is 1.5.
+    Milli(u128),
     Str(String),
     Arr(Vec<Json>),
     Obj(Vec<(&'static str, Json)>),
@@ -116,12 +130,8 @@ impl Json {
         match self {
             Json::Null => out.push_str("null"),
             Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            // Three decimals are plenty for milliseconds; Display never uses an exponent.
-            Json::Num(n) if n.is_finite() => {
-                let rounded = (n * 1000.0).round() / 1000.0;
-                out.push_str(&rounded.to_string());
-            }
-            Json::Num(_) => out.push_str("null"),
+            Json::Int(n) => out.push_str(&n.to_string()),
+            Json::Milli(n) => out.push_str(&thousandths(*n)),
             Json::Str(s) => write_string(out, s),
             Json::Arr(items) => {
                 out.push('[');
@@ -213,11 +223,12 @@ mod tests {
             ("n", Json::Null),
             (
                 "x",
-                Json::Arr(vec![Json::Num(0.1234), Json::Num(2.0), Json::Bool(false)]),
+                Json::Arr(vec![Json::Milli(123), Json::Milli(2000), Json::Bool(false)]),
             ),
-            ("nan", Json::Num(f64::NAN)),
+            ("i", Json::Int(7)),
+            ("m", Json::Milli(1_000_050)),
         ])
         .to_string();
-        assert_eq!(o, r#"{"n":null,"x":[0.123,2,false],"nan":null}"#);
+        assert_eq!(o, r#"{"n":null,"x":[0.123,2,false],"i":7,"m":1000.05}"#);
     }
 }

@@ -59,13 +59,16 @@ impl Answer {
     }
 }
 
-/// Milliseconds for people: one decimal below 10 ms, whole numbers above.
+/// Milliseconds for people: one decimal below 10 ms, whole numbers above. In whole numbers of
+/// microseconds: formatting a float would bring Rust's float printing (about 10 KB) into the
+/// static binary for this one line.
 pub fn format_ms(elapsed: Duration) -> String {
-    let ms = elapsed.as_secs_f64() * 1000.0;
-    if ms < 10.0 {
-        format!("{ms:.1} ms")
+    let micros = elapsed.as_micros();
+    if micros < 9_950 {
+        let tenths = (micros + 50) / 100;
+        format!("{}.{} ms", tenths / 10, tenths % 10)
     } else {
-        format!("{ms:.0} ms")
+        format!("{} ms", (micros + 500) / 1000)
     }
 }
 
@@ -259,5 +262,16 @@ mod tests {
         };
         assert_eq!(answer.summary(), "ok 2001:db8::6 over TCP (1.5 ms)");
         assert_eq!(format_ms(Duration::from_millis(1000)), "1000 ms");
+        for (micros, text) in [
+            (0, "0.0 ms"),
+            (1_449, "1.4 ms"),
+            (1_450, "1.5 ms"),
+            (9_949, "9.9 ms"),
+            (9_950, "10 ms"),
+            (10_499, "10 ms"),
+            (4_003_400, "4003 ms"),
+        ] {
+            assert_eq!(format_ms(Duration::from_micros(micros)), text, "{micros}");
+        }
     }
 }
