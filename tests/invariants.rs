@@ -163,7 +163,7 @@ fn the_checker_rejects_wrong_fixes() {
         docker25,
         b"options ndots:0\nnameserver 2001:db8::53\n"
     ));
-    assert!(caught(docker25, &[&docker25[..], b"\n"].concat()));
+    assert!(caught(docker25, &[docker25, b"\n"].concat()));
     assert!(caught(
         docker25,
         b"nameserver 2001:db8::53\noptions ndots:1\n"

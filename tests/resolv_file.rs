@@ -28,7 +28,7 @@ fn app_ran(out: &Output) -> bool {
 
 fn one_shim_line(out: &Output) -> String {
     let err = common::stderr(out);
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("shim: ")).collect();
+    let lines = common::shim_lines(out);
     assert_eq!(lines.len(), 1, "expected one shim line, got: {err}");
     lines[0].to_owned()
 }

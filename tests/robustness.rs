@@ -59,14 +59,6 @@ fn pid1_mode_possible() -> bool {
     )
 }
 
-fn shim_lines(out: &Output) -> Vec<String> {
-    common::stderr(out)
-        .lines()
-        .filter(|l| l.starts_with("shim: "))
-        .map(str::to_owned)
-        .collect()
-}
-
 fn status_kb(pid: i32, field: &str) -> u64 {
     let value = status_field(pid, field).unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
     value.split_whitespace().next().unwrap().parse().unwrap()
@@ -151,7 +143,7 @@ fn fifty_shims_fix_one_shared_file_at_the_same_moment() {
             .collect();
         for out in outs {
             assert!(out.status.success(), "round {round}: {out:?}");
-            for line in shim_lines(&out) {
+            for line in common::shim_lines(&out) {
                 assert!(line.contains("removed 1 line(s)"), "round {round}: {line}");
                 rewrote += 1;
             }
@@ -343,7 +335,7 @@ fn broken_symlinks_give_one_clear_line_and_change_nothing() {
         let out = common::output(&mut shim_cmd(link, &[], &["/bin/echo", "app-ran"]));
         assert!(out.status.success(), "{}", common::stderr(&out));
         assert_eq!(common::stdout(&out), "app-ran\n");
-        let lines = shim_lines(&out);
+        let lines = common::shim_lines(&out);
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(
             lines[0].contains(link.to_str().unwrap()) && lines[0].contains(cause),
@@ -390,7 +382,7 @@ fn a_full_tmpfs_still_gets_its_fix_in_place() {
     let out = common::output(&mut shim_cmd(&file, &["-v"], &["/bin/echo", "app-ran"]));
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert_eq!(common::stdout(&out), "app-ran\n");
-    let lines = shim_lines(&out);
+    let lines = common::shim_lines(&out);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("removed 1 line(s)"), "{}", lines[0]);
     assert_eq!(fs::read(&file).unwrap(), FIXED);
@@ -428,7 +420,7 @@ fn a_read_only_file_system_costs_a_line_only_where_a_fix_was_needed() {
         assert!(out.status.success(), "{name}: {}", common::stderr(&out));
         assert_eq!(common::stdout(&out), "app-ran\n", "{name}");
         assert_eq!(fs::read(&file).unwrap(), content, "{name}: content lost");
-        let lines = shim_lines(&out);
+        let lines = common::shim_lines(&out);
         if name == "docker25" {
             assert_eq!(lines.len(), 1, "{lines:?}");
             let line = &lines[0];

@@ -106,12 +106,10 @@ pub fn require(met: bool, what: &str) -> bool {
         panic!("{test}: {what} is required under CI=true");
     }
     // Straight to stderr: the test harness captures eprintln! of passing tests, and a skip
-    // must be seen.
+    // must be seen. One write, so that the line is not cut by libtest's own output.
     use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: {what} is not available on this machine"
-    );
+    let line = format!("SKIPPED {test}: {what} is not available on this machine\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
     false
 }
 
@@ -136,6 +134,15 @@ pub fn stderr(out: &Output) -> String {
 
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// shim's own lines on stderr (the app's are not prefixed `shim: `).
+pub fn shim_lines(out: &Output) -> Vec<String> {
+    stderr(out)
+        .lines()
+        .filter(|l| l.starts_with("shim: "))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A temporary directory removed on drop, even when the test fails.
