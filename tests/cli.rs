@@ -4,26 +4,21 @@
 
 mod common;
 
-use common::{Mounts, TempDir};
+use common::{fixtures, Mounts, TempDir};
 
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-const RESOLV: &str = "nameserver 127.0.0.11\nnameserver 2001:db8::53\n";
-const FIXED: &str = "nameserver 2001:db8::53\n";
+const RESOLV: &str = fixtures::EMBEDDED_THEN_V6;
+const FIXED: &str = fixtures::V6_ONLY;
 
 /// shim with the given arguments and SHIM_* variables (none of the caller's) and the app
 /// `sh -c 'echo ran'`, so that stdout says whether the app started.
 fn shim(args: &[&OsStr], env: &[(&str, &OsStr)]) -> Output {
-    let mut cmd = Command::new(common::shim());
-    for (key, _) in std::env::vars_os() {
-        if key.as_bytes().starts_with(b"SHIM_") {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = common::shim_command();
     cmd.args(args).envs(env.iter().copied());
     common::output(&mut cmd)
 }
@@ -41,7 +36,7 @@ fn with_app(mut args: Vec<&OsStr>) -> Vec<&OsStr> {
 
 #[test]
 fn unix_conventions_are_accepted() {
-    let dir = TempDir::new("conventions");
+    let dir = TempDir::new();
     let resolv = dir.path("resolv.conf");
     let eq = format!("--resolv-conf={}", resolv.display());
     let cases: &[(&[&str], &str)] = &[
@@ -131,7 +126,7 @@ fn help_names_every_variable_and_the_apps_status_as_any_status() {
 
 #[test]
 fn an_empty_variable_is_unset() {
-    let dir = TempDir::new("empty-env");
+    let dir = TempDir::new();
     let resolv = dir.file("resolv.conf", RESOLV.as_bytes());
     let empty = OsStr::new("");
     let env: Vec<(&str, &OsStr)> = [
@@ -163,20 +158,16 @@ fn an_empty_variable_is_unset() {
 
 #[test]
 fn an_empty_shim_resolv_conf_is_unset_too() {
-    if !common::require_root("an_empty_shim_resolv_conf_is_unset_too") {
+    if !common::require_root() {
         return;
     }
     let etc = Path::new("/etc/resolv.conf");
-    if !common::require(
-        etc.is_file(),
-        "/etc/resolv.conf to mount over",
-        "an_empty_shim_resolv_conf_is_unset_too",
-    ) {
+    if !common::require(etc.is_file(), "/etc/resolv.conf to mount over") {
         return;
     }
     // The default file is ours: a file bind-mounted over /etc/resolv.conf in a private mount
     // namespace, so the machine's own is never touched.
-    let dir = TempDir::new("empty-resolv-env");
+    let dir = TempDir::new();
     let mut mounts = Mounts::private();
     let resolv = dir.file("resolv.conf", RESOLV.as_bytes());
     mounts.bind(&resolv, etc);
@@ -193,7 +184,7 @@ fn an_empty_shim_resolv_conf_is_unset_too() {
 
 #[test]
 fn an_empty_flag_value_is_a_usage_error_and_nothing_is_written() {
-    let dir = TempDir::new("empty-flag");
+    let dir = TempDir::new();
     let resolv = dir.file("resolv.conf", RESOLV.as_bytes());
     for flag in [
         "--embedded",
@@ -281,7 +272,7 @@ fn short_usage_error(out: &Output, culprit: &str) {
 
 #[test]
 fn a_non_utf8_resolv_conf_path_is_the_file_fixed() {
-    let dir = TempDir::new("non-utf8-path");
+    let dir = TempDir::new();
     // "resolv\xff.conf": a lossy conversion would make it "resolv\u{fffd}.conf", another file.
     let name = OsStr::from_bytes(b"resolv\xff.conf");
     let resolv: PathBuf = dir.0.join(name);

@@ -76,11 +76,11 @@ macro_rules! on_each_engine {
         mod $scenario {
             #[test]
             fn docker() {
-                super::$scenario(super::Engine::Default, concat!(stringify!($scenario), "::docker"));
+                super::$scenario(super::Engine::Default);
             }
             #[test]
             fn docker26() {
-                super::$scenario(super::Engine::Docker26, concat!(stringify!($scenario), "::docker26"));
+                super::$scenario(super::Engine::Docker26);
             }
         }
     )*};
@@ -192,7 +192,8 @@ fn assert_shim_is_pid1_parent(report: &Report) {
 
 /// One client: a container that looks up without shim, then execs shim and looks up again (same
 /// file, same inode), and a container with shim as the image's ENTRYPOINT; prints the times.
-fn seed_case(e: Engine, test: &str, libc: Libc, extra: &[&str]) {
+fn seed_case(e: Engine, libc: Libc, extra: &[&str]) {
+    let test = common::test_name();
     let era = e.era();
     let net = seed_net(e);
     let image = app_image(e, libc);
@@ -297,22 +298,19 @@ fn seed_case(e: Engine, test: &str, libc: Libc, extra: &[&str]) {
     }
 }
 
-fn seed_case_glibc(e: Engine, test: &str) {
-    if !ready(test, &[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
+fn seed_case_glibc(e: Engine) {
+    if !ready(&[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
         return;
     }
     // A search domain too, to see that the other lines are kept.
-    seed_case(e, test, Libc::Glibc, &["--dns-search", "shim.test"]);
+    seed_case(e, Libc::Glibc, &["--dns-search", "shim.test"]);
 }
 
-fn seed_case_musl(e: Engine, test: &str) {
-    if !ready(
-        test,
-        &[Need::Engine(e), Need::Gcc, Need::MuslGcc, Need::Dnsmasq],
-    ) {
+fn seed_case_musl(e: Engine) {
+    if !ready(&[Need::Engine(e), Need::Gcc, Need::MuslGcc, Need::Dnsmasq]) {
         return;
     }
-    seed_case(e, test, Libc::Musl, &[]);
+    seed_case(e, Libc::Musl, &[]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -353,8 +351,8 @@ fn untouched_case(
     (container, report)
 }
 
-fn default_bridge_file_is_untouched(e: Engine, test: &str) {
-    if !ready(test, &[Need::Engine(e), Need::Gcc]) {
+fn default_bridge_file_is_untouched(e: Engine) {
+    if !ready(&[Need::Engine(e), Need::Gcc]) {
         return;
     }
     // The default bridge copies the host's servers (no 127.0.0.11) on every engine (Docker 26
@@ -365,8 +363,8 @@ fn default_bridge_file_is_untouched(e: Engine, test: &str) {
     assert!(!nameservers(content).is_empty(), "{content}");
 }
 
-fn file_listing_only_127_0_0_11_is_untouched_and_resolves(e: Engine, test: &str) {
-    if !ready(test, &[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
+fn file_listing_only_127_0_0_11_is_untouched_and_resolves(e: Engine) {
+    if !ready(&[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
         return;
     }
     let net = seed_net(e);
@@ -410,10 +408,11 @@ fn wait_for_count(c: &Container, needle: &str, count: usize) -> (String, String)
     }
 }
 
-fn restart_rewrites_the_file_and_shim_acts_again(e: Engine, test: &str) {
-    if !ready(test, &[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
+fn restart_rewrites_the_file_and_shim_acts_again(e: Engine) {
+    if !ready(&[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
         return;
     }
+    let test = common::test_name();
     let era = e.era();
     let net = seed_net(e);
     // Each start prints the file as the engine wrote it, execs shim (PID 1), prints it again.
@@ -481,8 +480,8 @@ fn start_waiting_app(e: Engine, what: &str) -> (Container, Report) {
     (container, report)
 }
 
-fn docker_stop_sigterm_reaches_the_app_and_its_exit_code_is_the_containers(e: Engine, test: &str) {
-    if !ready(test, &[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
+fn docker_stop_sigterm_reaches_the_app_and_its_exit_code_is_the_containers(e: Engine) {
+    if !ready(&[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
         return;
     }
     let (container, started) = start_waiting_app(e, "stop");
@@ -506,8 +505,8 @@ fn docker_stop_sigterm_reaches_the_app_and_its_exit_code_is_the_containers(e: En
     assert_shim_is_pid1_parent(&started);
 }
 
-fn docker_kill_usr1_reaches_the_app(e: Engine, test: &str) {
-    if !ready(test, &[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
+fn docker_kill_usr1_reaches_the_app(e: Engine) {
+    if !ready(&[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
         return;
     }
     let (container, started) = start_waiting_app(e, "usr1");
@@ -522,8 +521,8 @@ fn docker_kill_usr1_reaches_the_app(e: Engine, test: &str) {
     assert_shim_is_pid1_parent(&started);
 }
 
-fn docker_run_init_shim_is_not_pid1_and_execs_the_app(e: Engine, test: &str) {
-    if !ready(test, &[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
+fn docker_run_init_shim_is_not_pid1_and_execs_the_app(e: Engine) {
+    if !ready(&[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
         return;
     }
     let net = seed_net(e);
@@ -580,10 +579,11 @@ fn docker_run_init_shim_is_not_pid1_and_execs_the_app(e: Engine, test: &str) {
 // ---------------------------------------------------------------------------------------------
 // Files shim may not write (R5), and --user (I7).
 
-fn read_only_rootfs(e: Engine, test: &str) {
-    if !ready(test, &[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
+fn read_only_rootfs(e: Engine) {
+    if !ready(&[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
         return;
     }
+    let test = common::test_name();
     let net = seed_net(e);
     let mut args = vec!["--read-only"];
     args.extend(net.ipv6_dns_args());
@@ -623,10 +623,11 @@ fn read_only_rootfs(e: Engine, test: &str) {
     println!("{test}: {line}");
 }
 
-fn image_with_user_1000(e: Engine, test: &str) {
-    if !ready(test, &[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
+fn image_with_user_1000(e: Engine) {
+    if !ready(&[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
         return;
     }
+    let test = common::test_name();
     let net = seed_net(e);
     let mut args = net.ipv6_dns_args().to_vec();
     args.extend([user_1000_image(e), "/probe", "self", "file", RESOLV_CONF]);
@@ -656,8 +657,8 @@ fn image_with_user_1000(e: Engine, test: &str) {
     println!("{test}: {line}");
 }
 
-fn user_flag_as_root_fixes_the_file_then_runs_the_app_as_1000(e: Engine, test: &str) {
-    if !ready(test, &[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
+fn user_flag_as_root_fixes_the_file_then_runs_the_app_as_1000(e: Engine) {
+    if !ready(&[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
         return;
     }
     let net = seed_net(e);
@@ -707,8 +708,8 @@ fn user_flag_as_root_fixes_the_file_then_runs_the_app_as_1000(e: Engine, test: &
 // ---------------------------------------------------------------------------------------------
 // One file shared by several containers (R6).
 
-fn network_container_mode_shares_one_file_and_it_ends_correct(e: Engine, test: &str) {
-    if !ready(test, &[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
+fn network_container_mode_shares_one_file_and_it_ends_correct(e: Engine) {
+    if !ready(&[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
         return;
     }
     let era = e.era();
@@ -812,10 +813,11 @@ fn check_dns(e: Engine, extra: &[&str]) -> (Output, String, FileSnap) {
     (out, stdout, host)
 }
 
-fn check_dns_json(e: Engine, test: &str) {
-    if !ready(test, &[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
+fn check_dns_json(e: Engine) {
+    if !ready(&[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
         return;
     }
+    let test = common::test_name();
     let era = e.era();
     let net = seed_net(e);
     let (_out, stdout, _host) = check_dns(e, &["--json"]);
@@ -879,10 +881,11 @@ fn check_dns_json(e: Engine, test: &str) {
     }
 }
 
-fn check_dns_text(e: Engine, test: &str) {
-    if !ready(test, &[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
+fn check_dns_text(e: Engine) {
+    if !ready(&[Need::Engine(e), Need::Gcc, Need::Dnsmasq]) {
         return;
     }
+    let test = common::test_name();
     let (_out, stdout, _host) = check_dns(e, &[]);
     println!("{test}:\n{stdout}");
     let field = |name: &str| {
@@ -905,10 +908,11 @@ fn check_dns_text(e: Engine, test: &str) {
 // ---------------------------------------------------------------------------------------------
 // The images themselves.
 
-fn shim_image_holds_only_shim_and_the_example_image_runs_it_as_entrypoint(e: Engine, test: &str) {
-    if !ready(test, &[Need::Engine(e), Need::Gcc]) {
+fn shim_image_holds_only_shim_and_the_example_image_runs_it_as_entrypoint(e: Engine) {
+    if !ready(&[Need::Engine(e), Need::Gcc]) {
         return;
     }
+    let test = common::test_name();
     let shim = shim_image(e);
     assert_eq!(
         e.docker_ok(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", shim]),

@@ -3,12 +3,14 @@
 
 mod common;
 
-use common::TempDir;
+use common::pid1::{self, Pid1, NEW_PID_NAMESPACE};
+use common::process::{kill, status_field, PidFileGuard};
+use common::{first_child, output_within, wait_for, ChildGuard, TempDir};
 
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::libc;
@@ -23,103 +25,16 @@ fn shim_args(args: &[&str]) -> Vec<String> {
 
 /// `unshare --pid --fork --mount-proc shim ARGS`: shim is PID 1 of a new PID namespace.
 fn as_pid1(args: &[&str]) -> Command {
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--mount-proc", "--"])
-        .args(shim_args(args));
-    cmd.env_remove("SHIM_LOG");
-    cmd
+    pid1::command(shim_args(args).into_iter().skip(1))
 }
 
-/// A running shim as PID 1, with its PID as seen from here; killed on drop.
-struct Pid1 {
-    unshare: Child,
-    shim: i32,
-}
-
-impl Pid1 {
-    fn start(args: &[&str]) -> Pid1 {
-        let mut cmd = as_pid1(args);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let unshare = cmd.spawn().expect("start unshare");
-        let shim = wait_for(|| first_child(unshare.id() as i32), "shim to start");
-        Pid1 { unshare, shim }
-    }
-    fn signal(&self, signo: i32) {
-        // SAFETY: plain kill(2).
-        assert_eq!(unsafe { libc::kill(self.shim, signo) }, 0, "kill {signo}");
-    }
-    fn wait(self) -> Output {
-        self.wait_at_most(Duration::from_secs(20))
-    }
-    fn wait_at_most(mut self, limit: Duration) -> Output {
-        let deadline = Instant::now() + limit;
-        while self.unshare.try_wait().unwrap().is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "shim did not exit within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let child = std::mem::replace(&mut self.unshare, Command::new("true").spawn().unwrap());
-        child.wait_with_output().unwrap()
-    }
-}
-
-impl Drop for Pid1 {
-    fn drop(&mut self) {
-        // SAFETY: plain kill(2); the namespace dies with its PID 1.
-        unsafe { libc::kill(self.shim, libc::SIGKILL) };
-        let _ = self.unshare.kill();
-        let _ = self.unshare.wait();
-    }
-}
-
-fn first_child(pid: i32) -> Option<i32> {
-    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-fn wait_for<T>(mut probe: impl FnMut() -> Option<T>, what: &str) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Wait for a child at most `limit`: a shim that hangs fails the test instead of hanging the
-/// suite. On time-out the child is killed.
-fn output_within(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            // Not wait_with_output: a leftover may hold the pipes open.
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("shim did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn status_field(pid: i32, field: &str) -> Option<String> {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix(field).map(|v| v.trim().to_owned()))
+fn start_pid1(args: &[&str]) -> Pid1 {
+    Pid1::start(as_pid1(args))
 }
 
 #[test]
 fn the_exit_status_is_the_apps() {
-    if !common::require_root("the_exit_status_is_the_apps") {
+    if !common::require_root() {
         return;
     }
     let cases = [
@@ -147,10 +62,10 @@ fn the_exit_status_is_the_apps() {
 
 #[test]
 fn every_signal_sent_to_shim_reaches_the_app() {
-    if !common::require_root("every_signal_sent_to_shim_reaches_the_app") {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("signals");
+    let dir = TempDir::new();
     let log = dir.path("log");
     let app = dir.script(
         "app",
@@ -161,7 +76,7 @@ fn every_signal_sent_to_shim_reaches_the_app() {
          while [ ! -e $log.stop ]; do sleep 0.02; done\n\
          exit 7\n",
     );
-    let shim = Pid1::start(&["--", &app, log.to_str().unwrap()]);
+    let shim = start_pid1(&["--", &app, log.to_str().unwrap()]);
     wait_for(
         || dir.read("log").contains("ready").then_some(()),
         "the app",
@@ -190,9 +105,7 @@ fn every_signal_sent_to_shim_reaches_the_app() {
 
 #[test]
 fn the_app_inherits_the_mask_ignored_signals_and_fds_shim_was_started_with() {
-    if !common::require_root(
-        "the_app_inherits_the_mask_ignored_signals_and_fds_shim_was_started_with",
-    ) {
+    if !common::require_root() {
         return;
     }
     // Start everything with SIGUSR1 blocked and SIGHUP ignored, as a parent might. The apps are
@@ -201,7 +114,7 @@ fn the_app_inherits_the_mask_ignored_signals_and_fds_shim_was_started_with() {
         let mut cmd = if with_shim && pid1 {
             as_pid1(&[&["--"], app].concat())
         } else if with_shim {
-            let mut cmd = Command::new(common::shim());
+            let mut cmd = common::shim_command();
             cmd.args(["--resolv-conf", "/dev/null", "--"]).args(app);
             cmd
         } else {
@@ -247,7 +160,7 @@ fn the_app_inherits_the_mask_ignored_signals_and_fds_shim_was_started_with() {
 
 #[test]
 fn a_thousand_orphans_leave_no_zombie() {
-    if !common::require_root("a_thousand_orphans_leave_no_zombie") {
+    if !common::require_root() {
         return;
     }
     let script = "i=0; while [ $i -lt 1000 ]; do sh -c 'true &'; i=$((i+1)); done\n\
@@ -263,10 +176,10 @@ fn a_thousand_orphans_leave_no_zombie() {
 
 #[test]
 fn pgroup_forwards_to_the_apps_children_too() {
-    if !common::require_root("pgroup_forwards_to_the_apps_children_too") {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("pgroup");
+    let dir = TempDir::new();
     let log = dir.path("log");
     let app = dir.script(
         "app",
@@ -281,7 +194,7 @@ fn pgroup_forwards_to_the_apps_children_too() {
     );
     let log_arg = log.to_str().unwrap();
     // With -g the child in the app's group gets the TERM; the app waits for it, then exits.
-    let shim = Pid1::start(&["-g", "--", &app, log_arg, "wait $bg; exit 3"]);
+    let shim = start_pid1(&["-g", "--", &app, log_arg, "wait $bg; exit 3"]);
     wait_for(
         || dir.read("log").contains("ready").then_some(()),
         "the app",
@@ -293,7 +206,7 @@ fn pgroup_forwards_to_the_apps_children_too() {
 
     // Without -g only the app gets it.
     fs::remove_file(&log).unwrap();
-    let shim = Pid1::start(&["--", &app, log_arg, "sleep 0.3; exit 4"]);
+    let shim = start_pid1(&["--", &app, log_arg, "sleep 0.3; exit 4"]);
     wait_for(
         || dir.read("log").contains("ready").then_some(()),
         "the app",
@@ -306,10 +219,10 @@ fn pgroup_forwards_to_the_apps_children_too() {
 
 #[test]
 fn grace_lets_leftovers_run_their_term_handler() {
-    if !common::require_root("grace_lets_leftovers_run_their_term_handler") {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("grace");
+    let dir = TempDir::new();
     let log = dir.path("log");
     let app = dir.script(
         "app",
@@ -339,7 +252,7 @@ fn grace_lets_leftovers_run_their_term_handler() {
 
 #[test]
 fn grace_kills_what_ignores_sigterm() {
-    if !common::require_root("grace_kills_what_ignores_sigterm") {
+    if !common::require_root() {
         return;
     }
     let app = "(trap '' TERM; exec sleep 60) & sleep 0.1; exit 6";
@@ -361,10 +274,10 @@ fn grace_kills_what_ignores_sigterm() {
 
 #[test]
 fn shim_sleeps_while_the_app_runs() {
-    if !common::require_root("shim_sleeps_while_the_app_runs") {
+    if !common::require_root() {
         return;
     }
-    let shim = Pid1::start(&["--", "/bin/sleep", "2.5"]);
+    let shim = start_pid1(&["--", "/bin/sleep", "2.5"]);
     std::thread::sleep(Duration::from_millis(400));
     let before = status_field(shim.shim, "voluntary_ctxt_switches:").unwrap();
     std::thread::sleep(Duration::from_millis(1500));
@@ -375,7 +288,7 @@ fn shim_sleeps_while_the_app_runs() {
 
 #[test]
 fn not_pid1_shim_becomes_the_app_silently() {
-    let mut cmd = Command::new(common::shim());
+    let mut cmd = common::shim_command();
     cmd.args([
         "--resolv-conf",
         "/nonexistent",
@@ -384,9 +297,7 @@ fn not_pid1_shim_becomes_the_app_silently() {
         "-c",
         "echo $$",
     ]);
-    cmd.env_remove("SHIM_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().unwrap();
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
@@ -405,7 +316,7 @@ fn not_pid1_shim_becomes_the_app_silently() {
 
 #[test]
 fn supervise_stays_reaps_and_forwards() {
-    let dir = TempDir::new("supervise");
+    let dir = TempDir::new();
     let log = dir.path("log");
     // The app leaves an orphan that exits soon; shim, its subreaper, must reap it. Then the app
     // lists its parent's children: itself only, no zombie.
@@ -419,7 +330,7 @@ fn supervise_stays_reaps_and_forwards() {
          echo ready >> $log\n\
          while :; do sleep 0.02; done\n",
     );
-    let mut cmd = Command::new(common::shim());
+    let mut cmd = common::shim_command();
     cmd.args([
         "-q",
         "--resolv-conf",
@@ -431,8 +342,8 @@ fn supervise_stays_reaps_and_forwards() {
     .arg(&log)
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let shim_pid = child.id() as i32;
+    let mut child = ChildGuard::spawn(&mut cmd);
+    let shim_pid = child.pid();
     wait_for(
         || dir.read("log").contains("ready").then_some(()),
         "the app",
@@ -451,8 +362,7 @@ fn supervise_stays_reaps_and_forwards() {
         format!("children={self_pid}"),
         "the orphan was reaped"
     );
-    // SAFETY: plain kill(2).
-    unsafe { libc::kill(shim_pid, libc::SIGTERM) };
+    kill(shim_pid, libc::SIGTERM);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(9));
     assert!(dir.read("log").contains("got-term"));
@@ -460,11 +370,7 @@ fn supervise_stays_reaps_and_forwards() {
 
 #[test]
 fn under_a_terminal_the_app_is_the_foreground_group() {
-    if !common::require(
-        Path::new("/usr/bin/script").exists(),
-        "script(1)",
-        "tty test",
-    ) {
+    if !common::require(Path::new("/usr/bin/script").exists(), "script(1)") {
         return;
     }
     let inner = shim_args(&["--", "/bin/sh", "-c", "read -r pid comm state ppid pgrp session tty tpgid rest < /proc/$$/stat; echo pgrp=$pgrp tpgid=$tpgid"]);
@@ -472,7 +378,11 @@ fn under_a_terminal_the_app_is_the_foreground_group() {
         .iter()
         .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
         .collect();
-    let out = common::output(Command::new("script").args(["-qec", &quoted.join(" "), "/dev/null"]));
+    let out = common::output(common::clean_command("script").args([
+        "-qec",
+        &quoted.join(" "),
+        "/dev/null",
+    ]));
     let text = common::stdout(&out);
     let line = text
         .lines()
@@ -490,7 +400,7 @@ fn under_a_terminal_the_app_is_the_foreground_group() {
 /// of its own, a DNS query to 192.0.2.53 waits for an ARP answer that never comes (a veth pair
 /// with both ends in the namespace, nobody holding the address). Killed on drop.
 struct SlowStart {
-    unshare: Child,
+    unshare: ChildGuard,
     shim: i32,
 }
 
@@ -502,7 +412,7 @@ impl SlowStart {
         let setup = "ip link set lo up && ip link add v0 type veth peer name v1 && \
                      ip addr add 192.0.2.1/24 dev v0 && ip link set v0 up && ip link set v1 up && \
                      exec \"$0\" \"$@\"";
-        let mut cmd = Command::new("unshare");
+        let mut cmd = common::clean_command("unshare");
         cmd.arg("--net")
             .args(unshare_flags)
             .args(["--", "sh", "-c", setup]);
@@ -513,8 +423,8 @@ impl SlowStart {
         cmd.args(shim_args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let unshare = cmd.spawn().unwrap();
-        let pid = unshare.id() as i32;
+        let unshare = ChildGuard::spawn(&mut cmd);
+        let pid = unshare.pid();
         // Without --fork the shell execs shim in unshare's own process; with it, in its child.
         let shim = wait_for(
             || {
@@ -543,25 +453,17 @@ impl SlowStart {
     }
 }
 
-impl Drop for SlowStart {
-    fn drop(&mut self) {
-        let _ = self.unshare.kill();
-        let _ = self.unshare.wait();
-    }
-}
-
 fn is_shim(pid: i32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "shim")
 }
 
 #[test]
 fn a_sigterm_during_a_slow_start_reaches_the_app() {
-    if !common::require_root("a_sigterm_during_a_slow_start_reaches_the_app") {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("slow-pid1");
-    let flags = ["--pid", "--fork", "--mount-proc"];
-    let mut start = SlowStart::start(&dir, &flags, &["--", "/bin/sleep", "20"]);
+    let dir = TempDir::new();
+    let mut start = SlowStart::start(&dir, &NEW_PID_NAMESPACE, &["--", "/bin/sleep", "20"]);
     start.terminate_during_start();
     assert!(
         first_child(start.shim).is_none(),
@@ -575,10 +477,10 @@ fn a_sigterm_during_a_slow_start_reaches_the_app() {
 
 #[test]
 fn a_sigterm_during_a_slow_start_reaches_the_app_under_supervise() {
-    if !common::require_root("a_sigterm_during_a_slow_start_reaches_the_app_under_supervise") {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("slow-supervise");
+    let dir = TempDir::new();
     let args = ["--supervise", "--", "/bin/sleep", "20"];
     let mut start = SlowStart::start(&dir, &[], &args);
     start.terminate_during_start();
@@ -588,10 +490,10 @@ fn a_sigterm_during_a_slow_start_reaches_the_app_under_supervise() {
 #[test]
 fn a_sigterm_during_a_slow_start_ends_shim_before_the_exec() {
     use std::os::unix::process::ExitStatusExt;
-    if !common::require_root("a_sigterm_during_a_slow_start_ends_shim_before_the_exec") {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("slow-exec");
+    let dir = TempDir::new();
     let marker = dir.path("app-ran");
     let app = format!("touch {}", marker.display());
     let mut start = SlowStart::start(&dir, &[], &["--", "/bin/sh", "-c", &app]);
@@ -606,7 +508,7 @@ fn a_sigterm_during_a_slow_start_ends_shim_before_the_exec() {
 
 #[test]
 fn started_with_sigchld_ignored_shim_still_sees_the_app_exit() {
-    if !common::require_root("started_with_sigchld_ignored_shim_still_sees_the_app_exit") {
+    if !common::require_root() {
         return;
     }
     // With SIGCHLD ignored the kernel reaps children itself and queues no SIGCHLD: shim must
@@ -632,22 +534,19 @@ fn started_with_sigchld_ignored_shim_still_sees_the_app_exit() {
     };
 
     // --kill-child: a shim that hangs dies with unshare when the time is up.
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--kill-child", "--mount-proc", "--"])
+    let mut cmd = common::clean_command("unshare");
+    cmd.args(NEW_PID_NAMESPACE)
+        .args(["--kill-child", "--"])
         .args(["env", "--ignore-signal=CHLD"])
-        .args(shim_args(&[&["--"], &app[..]].concat()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = output_within(cmd.spawn().unwrap(), Duration::from_secs(10));
+        .args(shim_args(&[&["--"], &app[..]].concat()));
+    let out = output_within(&mut cmd, Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(7), "{}", common::stderr(&out));
     assert!(sigchld_ignored(&out), "PID 1: the app lost SIG_IGN");
 
-    let mut cmd = Command::new("env");
+    let mut cmd = common::clean_command("env");
     cmd.arg("--ignore-signal=CHLD")
-        .args(shim_args(&[&["--supervise", "--"], &app[..]].concat()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = output_within(cmd.spawn().unwrap(), Duration::from_secs(10));
+        .args(shim_args(&[&["--supervise", "--"], &app[..]].concat()));
+    let out = output_within(&mut cmd, Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(7), "{}", common::stderr(&out));
     assert!(sigchld_ignored(&out), "--supervise: the app lost SIG_IGN");
 }
@@ -681,8 +580,8 @@ fn send_faults_and_see_them_arrive(dir: &TempDir, shim: i32) {
         "the app",
     );
     for (signo, name) in FAULT_SIGNALS {
-        // SAFETY: plain kill(2), as `docker kill -s` sends it.
-        assert_eq!(unsafe { libc::kill(shim, signo) }, 0, "kill -{name}");
+        // As `docker kill -s` sends it.
+        kill(shim, signo);
         wait_for(
             || dir.read("log").lines().any(|l| l == name).then_some(()),
             name,
@@ -693,37 +592,37 @@ fn send_faults_and_see_them_arrive(dir: &TempDir, shim: i32) {
 
 #[test]
 fn fault_signals_sent_with_kill_reach_the_app() {
-    if !common::require_root("fault_signals_sent_with_kill_reach_the_app") {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("faults");
+    let dir = TempDir::new();
     let log = dir.path("log");
     let app = fault_trapping_app(&dir);
 
-    let shim = Pid1::start(&["--", &app, log.to_str().unwrap()]);
+    let shim = start_pid1(&["--", &app, log.to_str().unwrap()]);
     send_faults_and_see_them_arrive(&dir, shim.shim);
     let out = shim.wait();
     assert_eq!(out.status.code(), Some(7), "{}", common::stderr(&out));
 
     fs::remove_file(&log).unwrap();
     fs::remove_file(dir.path("log.stop")).unwrap();
-    let mut cmd = Command::new(common::shim());
+    let mut cmd = common::shim_command();
     cmd.args(["--resolv-conf", "/dev/null", "--supervise", "--", &app])
         .arg(&log)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let child = cmd.spawn().unwrap();
-    send_faults_and_see_them_arrive(&dir, child.id() as i32);
-    let out = output_within(child, Duration::from_secs(10));
+    let mut child = ChildGuard::spawn(&mut cmd);
+    send_faults_and_see_them_arrive(&dir, child.pid());
+    let out = common::process::wait_output(&mut child, Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(7), "{}", common::stderr(&out));
 }
 
 #[test]
 fn a_sigabrt_during_a_slow_start_reaches_the_app_under_supervise() {
-    if !common::require_root("a_sigabrt_during_a_slow_start_reaches_the_app_under_supervise") {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("slow-abrt");
+    let dir = TempDir::new();
     let args = ["--supervise", "--", "/bin/sleep", "20"];
     let mut start = SlowStart::start(&dir, &[], &args);
     start.signal_during_start(libc::SIGABRT);
@@ -731,35 +630,20 @@ fn a_sigabrt_during_a_slow_start_reaches_the_app_under_supervise() {
     assert_eq!(start.wait().code(), Some(134));
 }
 
-/// Kills the process whose PID a test's app wrote to a file, when the test ends.
-struct KillFromPidFile(std::path::PathBuf);
-
-impl Drop for KillFromPidFile {
-    fn drop(&mut self) {
-        if let Some(pid) = fs::read_to_string(&self.0)
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok())
-        {
-            // SAFETY: plain kill(2).
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    }
-}
-
 #[test]
 fn grace_without_proc_gives_up_on_a_leftover_in_its_own_session() {
-    if !common::require_root("grace_without_proc_gives_up_on_a_leftover_in_its_own_session") {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("grace-noproc");
+    let dir = TempDir::new();
     let pidfile = dir.path("leftover.pid");
-    let _leftover = KillFromPidFile(pidfile.clone());
+    let _leftover = PidFileGuard(pidfile.clone());
     // The leftover leaves the app's process group (setsid) and /proc is hidden: shim can neither
     // find nor signal it, and must not wait for it forever.
     let app = "setsid sh -c 'echo $$ > \"$0\"; exec sleep 1000 >/dev/null 2>&1' \"$1\" &\n\
                until [ -s \"$1\" ]; do sleep 0.01; done\n\
                exit 4";
-    let mut cmd = Command::new("unshare");
+    let mut cmd = common::clean_command("unshare");
     cmd.args(["--mount", "--", "sh", "-c"])
         .arg("mount -t tmpfs none /proc && exec \"$@\"")
         .arg("sh")
@@ -773,12 +657,9 @@ fn grace_without_proc_gives_up_on_a_leftover_in_its_own_session() {
             app,
             "sh",
             pidfile.to_str().unwrap(),
-        ]))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    cmd.env_remove("SHIM_LOG");
+        ]));
     let started = Instant::now();
-    let out = output_within(cmd.spawn().unwrap(), Duration::from_secs(10));
+    let out = output_within(&mut cmd, Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(4), "{}", common::stderr(&out));
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(
@@ -790,13 +671,13 @@ fn grace_without_proc_gives_up_on_a_leftover_in_its_own_session() {
 
 #[test]
 fn as_pid1_with_user_a_leftover_it_may_not_signal_does_not_hold_it() {
-    if !common::require_root("as_pid1_with_user_a_leftover_it_may_not_signal_does_not_hold_it") {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("grace-eperm");
+    let dir = TempDir::new();
     let go = dir.path("go");
     let app = format!("until [ -e {} ]; do sleep 0.02; done; exit 8", go.display());
-    let shim = Pid1::start(&[
+    let shim = start_pid1(&[
         "--user",
         "65534:65534",
         "--grace",
@@ -819,15 +700,11 @@ fn as_pid1_with_user_a_leftover_it_may_not_signal_does_not_hold_it() {
         .unwrap();
     assert!(status.success());
     wait_for(
-        || {
-            let children =
-                fs::read_to_string(format!("/proc/{0}/task/{0}/children", shim.shim)).ok()?;
-            (children.split_whitespace().count() == 2).then_some(())
-        },
+        || (common::children_of(shim.shim).len() == 2).then_some(()),
         "the root leftover to be shim's child",
     );
     fs::write(&go, "").unwrap();
-    let out = shim.wait_at_most(Duration::from_secs(10));
+    let out = shim.wait_within(Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(8), "{}", common::stderr(&out));
     assert!(
         common::stderr(&out).contains("1 process still running after SIGKILL"),
@@ -838,22 +715,18 @@ fn as_pid1_with_user_a_leftover_it_may_not_signal_does_not_hold_it() {
 
 #[test]
 fn grace_under_the_proc_of_another_pid_namespace_signals_no_stranger() {
-    if !common::require_root("grace_under_the_proc_of_another_pid_namespace_signals_no_stranger") {
+    if !common::require_root() {
         return;
     }
     if !common::require(
         Path::new("/proc/sys/kernel/ns_last_pid").exists(),
         "/proc/sys/kernel/ns_last_pid",
-        "grace_under_the_proc_of_another_pid_namespace_signals_no_stranger",
     ) {
         return;
     }
     // X, a process of this namespace (the one /proc shows) with one child, C.
-    let mut x = Command::new("sh")
-        .args(["-c", "sleep 1000 & wait"])
-        .spawn()
-        .unwrap();
-    let x_pid = x.id() as i32;
+    let x = ChildGuard::spawn(Command::new("sh").args(["-c", "sleep 1000 & wait"]));
+    let x_pid = x.pid();
     let c_pid = wait_for(|| first_child(x_pid), "X's child");
     // In a new PID namespace that keeps this /proc, shim gets X's number and a stranger (not
     // shim's) gets C's. A shim that trusts this /proc reads "its" children at /proc/<X>: C's
@@ -865,7 +738,7 @@ fn grace_under_the_proc_of_another_pid_namespace_signals_no_stranger() {
                  kill $v\n\
                  echo victim=$v alive=$alive status=$status\n";
     let out = common::output(
-        Command::new("unshare")
+        common::clean_command("unshare")
             .args(["--pid", "--fork", "--", "sh", "-c", inner, "sh"])
             .args([x_pid.to_string(), c_pid.to_string()])
             .args(shim_args(&[
@@ -876,15 +749,11 @@ fn grace_under_the_proc_of_another_pid_namespace_signals_no_stranger() {
                 "sh",
                 "-c",
                 "echo shim=$PPID; sleep 1000 & exit 3",
-            ]))
-            .env_remove("SHIM_LOG"),
+            ])),
     );
-    // SAFETY: plain kill(2) of our own children.
-    unsafe {
-        libc::kill(c_pid, libc::SIGKILL);
-        libc::kill(x_pid, libc::SIGKILL);
-    }
-    let _ = x.wait();
+    // SAFETY: plain kill(2) of our own child's child; the guard kills and waits for X.
+    unsafe { libc::kill(c_pid, libc::SIGKILL) };
+    drop(x);
     let text = common::stdout(&out);
     assert!(text.contains(&format!("shim={x_pid}\n")), "setup: {text}");
     assert!(text.contains(&format!("victim={c_pid} ")), "setup: {text}");

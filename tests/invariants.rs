@@ -146,7 +146,7 @@ fn the_checker_rejects_wrong_fixes() {
     let caught = |input: &[u8], out: &[u8]| {
         catch_unwind(AssertUnwindSafe(|| model::check_output(input, out))).is_err()
     };
-    let docker25 = b"nameserver 127.0.0.11\nnameserver 2001:db8::53\noptions ndots:0\n";
+    let docker25 = common::fixtures::DOCKER25_NO_SEARCH.as_bytes();
     assert!(!caught(
         docker25,
         b"nameserver 2001:db8::53\noptions ndots:0\n"
@@ -163,7 +163,7 @@ fn the_checker_rejects_wrong_fixes() {
         docker25,
         b"options ndots:0\nnameserver 2001:db8::53\n"
     ));
-    assert!(caught(docker25, &[&docker25[..], b"\n"].concat()));
+    assert!(caught(docker25, &[docker25, b"\n"].concat()));
     assert!(caught(
         docker25,
         b"nameserver 2001:db8::53\noptions ndots:1\n"
@@ -263,25 +263,16 @@ fn build_oracle(compiler: &str, source: &str, out: &Path, extra: &[&str]) -> Opt
 /// private mount namespace of the oracle process, which both libraries then read.
 #[test]
 fn the_models_agree_with_the_real_glibc_and_musl() {
-    let test = "the_models_agree_with_the_real_glibc_and_musl";
-    if !common::require_root(test) {
+    if !common::require_root() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("shim-oracle-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    struct Cleanup(PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-    let _cleanup = Cleanup(dir.clone());
+    let temp = common::TempDir::new();
+    let dir = temp.0.clone();
 
     let glibc = build_oracle("cc", "glibc.c", &dir, &[]);
     let musl = build_oracle("musl-gcc", "musl.c", &dir, &["-static"]);
-    if !common::require(glibc.is_some(), "cc (gcc, libc6-dev)", test)
-        || !common::require(musl.is_some(), "musl-gcc (musl-tools)", test)
+    if !common::require(glibc.is_some(), "cc (gcc, libc6-dev)")
+        || !common::require(musl.is_some(), "musl-gcc (musl-tools)")
     {
         return;
     }

@@ -99,19 +99,17 @@ fn unique(what: &str) -> String {
 
 #[test]
 fn podman_file_is_untouched_and_check_dns_says_podman_and_ok() {
-    const TEST: &str = "podman_file_is_untouched_and_check_dns_says_podman_and_ok";
-    if !ready(
-        TEST,
-        &[Need::Engine(Engine::Default), Need::Gcc, Need::Dnsmasq],
-    ) || !common::require(
-        podman_command().is_some(),
-        "Podman ($SHIM_E2E_PODMAN, from scripts/engines/podman.sh start)",
-        TEST,
-    ) {
+    if !ready(&[Need::Engine(Engine::Default), Need::Gcc, Need::Dnsmasq])
+        || !common::require(
+            podman_command().is_some(),
+            "Podman ($SHIM_E2E_PODMAN, from scripts/engines/podman.sh start)",
+        )
+    {
         return;
     }
+    let test = common::test_name();
     println!(
-        "{TEST}: {}",
+        "{test}: {}",
         podman_ok(&["version", "--format", "Podman {{.Client.Version}}"])
     );
     let app = load_into_podman(app_image(Engine::Default, Libc::Glibc));
@@ -203,7 +201,7 @@ fn podman_file_is_untouched_and_check_dns_says_podman_and_ok() {
     assert!(out.status.success(), "{}\n{stdout}\n{stderr}", out.status);
     let report = parse_report(&stdout);
     let (written, seen) = (&report.files[0], &report.files[1]);
-    println!("{TEST}: Podman wrote:\n{}", written.content);
+    println!("{test}: Podman wrote:\n{}", written.content);
     assert_eq!(seen, written, "R1: same bytes, inode and mtime");
     assert!(
         stderr.lines().all(|l| !l.starts_with("shim: ")),
@@ -237,7 +235,7 @@ fn podman_file_is_untouched_and_check_dns_says_podman_and_ok() {
         assert!(lookup.ms < 1000.0, "answers at once: {lookup:?}");
     }
     println!(
-        "{TEST}: AAAA {V6ONLY} under shim {:.1} ms; {DUAL} {:.1} ms",
+        "{test}: AAAA {V6ONLY} under shim {:.1} ms; {DUAL} {:.1} ms",
         report.lookups[0].ms, report.lookups[1].ms
     );
 
@@ -255,7 +253,7 @@ fn podman_file_is_untouched_and_check_dns_says_podman_and_ok() {
         ],
     );
     let json_text = common::stdout(&out);
-    println!("{TEST}: {json_text}");
+    println!("{test}: {json_text}");
     assert!(
         out.status.success(),
         "exit 0: {json_text}{}",
@@ -286,7 +284,7 @@ fn podman_file_is_untouched_and_check_dns_says_podman_and_ok() {
         ],
     );
     let text = common::stdout(&out);
-    println!("{TEST}:\n{text}");
+    println!("{test}:\n{text}");
     assert!(
         out.status.success(),
         "exit 0: {text}{}",

@@ -138,12 +138,8 @@ fn start_proxy(ns: &Netns, config: Config) -> i32 {
         .expect("bind the proxy on 127.0.0.153:53")
 }
 
-fn root(test: &str) -> bool {
-    common::require_root(test)
-}
-
 /// The static musl client, built once with musl-gcc; `None` (and a visible skip) without it.
-fn musl_client(test: &str) -> Option<PathBuf> {
+fn musl_client() -> Option<PathBuf> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -157,7 +153,7 @@ fn musl_client(test: &str) -> Option<PathBuf> {
             .status();
         built.is_ok_and(|s| s.success()).then_some(binary)
     });
-    common::require(built.is_some(), "musl-gcc (Debian's musl-tools)", test)
+    common::require(built.is_some(), "musl-gcc (Debian's musl-tools)")
         .then(|| built.clone())
         .flatten()
 }
@@ -204,10 +200,10 @@ fn assert_resolves(run: &Run, address: &str, what: &str) {
 
 #[test]
 fn container_names_resolve_for_glibc_and_musl_every_time() {
-    if !root("container_names_resolve_for_glibc_and_musl_every_time") {
+    if !common::require_root() {
         return;
     }
-    let musl = musl_client("container_names_resolve_for_glibc_and_musl_every_time");
+    let musl = musl_client();
     let name = CONTAINER_A.to_string();
     for host in HOSTS {
         let setup = Setup::new(host, Behaviour::Zone);
@@ -227,10 +223,10 @@ fn container_names_resolve_for_glibc_and_musl_every_time() {
 
 #[test]
 fn an_outside_ipv6_only_name_resolves_at_once() {
-    if !root("an_outside_ipv6_only_name_resolves_at_once") {
+    if !common::require_root() {
         return;
     }
-    let musl = musl_client("an_outside_ipv6_only_name_resolves_at_once");
+    let musl = musl_client();
     let address = V6ONLY_AAAA.to_string();
     for host in HOSTS {
         let setup = Setup::new(host, Behaviour::Zone);
@@ -251,10 +247,10 @@ fn an_outside_ipv6_only_name_resolves_at_once() {
 
 #[test]
 fn a_missing_name_is_nxdomain_quickly() {
-    if !root("a_missing_name_is_nxdomain_quickly") {
+    if !common::require_root() {
         return;
     }
-    let musl = musl_client("a_missing_name_is_nxdomain_quickly");
+    let musl = musl_client();
     for host in HOSTS {
         let setup = Setup::new(host, Behaviour::Zone);
         let run = setup.getent(CLIENT_CONF, &["ahosts", "missing.test"]);
@@ -270,7 +266,7 @@ fn a_missing_name_is_nxdomain_quickly() {
 
 #[test]
 fn tcp_queries_are_answered_over_tcp() {
-    if !root("tcp_queries_are_answered_over_tcp") {
+    if !common::require_root() {
         return;
     }
     for host in HOSTS {
@@ -286,7 +282,7 @@ fn tcp_queries_are_answered_over_tcp() {
 
 #[test]
 fn a_truncated_answer_makes_glibc_ask_again_over_tcp() {
-    if !root("a_truncated_answer_makes_glibc_ask_again_over_tcp") {
+    if !common::require_root() {
         return;
     }
     for host in HOSTS {
@@ -298,7 +294,7 @@ fn a_truncated_answer_makes_glibc_ask_again_over_tcp() {
 
 #[test]
 fn malformed_upstream_replies_are_waited_past() {
-    if !root("malformed_upstream_replies_are_waited_past") {
+    if !common::require_root() {
         return;
     }
     for host in HOSTS {
@@ -324,7 +320,7 @@ fn odd_query(id: u16, name: &str) -> Message {
 
 #[test]
 fn the_clients_id_and_question_come_back() {
-    if !root("the_clients_id_and_question_come_back") {
+    if !common::require_root() {
         return;
     }
     for host in HOSTS {
@@ -365,7 +361,7 @@ fn the_clients_id_and_question_come_back() {
 
 #[test]
 fn servfail_when_nothing_answers_before_the_client_gives_up() {
-    if !root("servfail_when_nothing_answers_before_the_client_gives_up") {
+    if !common::require_root() {
         return;
     }
     std::thread::scope(|scope| {
@@ -411,7 +407,7 @@ fn two_upstreams(first: Behaviour) -> (Setup, Responder) {
 
 #[test]
 fn a_failing_upstream_hands_over_to_the_next_at_once() {
-    if !root("a_failing_upstream_hands_over_to_the_next_at_once") {
+    if !common::require_root() {
         return;
     }
     let (setup, first) = two_upstreams(Behaviour::Fail(ResponseCode::ServFail));
@@ -422,7 +418,7 @@ fn a_failing_upstream_hands_over_to_the_next_at_once() {
 
 #[test]
 fn a_silent_upstream_hands_over_after_the_stagger() {
-    if !root("a_silent_upstream_hands_over_after_the_stagger") {
+    if !common::require_root() {
         return;
     }
     let (setup, first) = two_upstreams(Behaviour::Silent);
@@ -447,7 +443,7 @@ fn voluntary_switches(tid: i32) -> u64 {
 
 #[test]
 fn the_proxy_sleeps_while_no_query_comes() {
-    if !root("the_proxy_sleeps_while_no_query_comes") {
+    if !common::require_root() {
         return;
     }
     let setup = Setup::new(Host::Ipv6Only, Behaviour::Zone);
@@ -489,7 +485,8 @@ getent hosts missing.test; echo "missing: $?"
 fn shim_as_pid1(ns: &Netns, musl: &Path, args: &[&str]) -> Run {
     let file = ns.resolv_conf(DOCKER25);
     let shim = common::shim().to_str().unwrap().to_owned();
-    let mut all = vec!["--pid", "--fork", "--mount-proc", shim.as_str()];
+    let mut all = common::pid1::NEW_PID_NAMESPACE.to_vec();
+    all.push(shim.as_str());
     all.extend_from_slice(args);
     all.extend(["--", "/bin/sh", "-c", APP, musl.to_str().unwrap()]);
     ns.run(&file, Path::new("/usr/bin/unshare"), &all)
@@ -501,11 +498,10 @@ fn servers_only(ns: &Netns, host: Host) -> Vec<Responder> {
 
 #[test]
 fn shim_as_pid1_with_the_proxy_keeps_names_and_ipv6_dns_for_glibc_and_musl() {
-    let test = "shim_as_pid1_with_the_proxy_keeps_names_and_ipv6_dns_for_glibc_and_musl";
-    if !root(test) {
+    if !common::require_root() {
         return;
     }
-    let Some(musl) = musl_client(test) else {
+    let Some(musl) = musl_client() else {
         return;
     };
     for host in HOSTS {
@@ -564,11 +560,10 @@ fn shim_as_pid1_with_the_proxy_keeps_names_and_ipv6_dns_for_glibc_and_musl() {
 
 #[test]
 fn not_pid1_the_proxy_keeps_shim_as_the_parent_and_ends_with_it() {
-    let test = "not_pid1_the_proxy_keeps_shim_as_the_parent_and_ends_with_it";
-    if !root(test) {
+    if !common::require_root() {
         return;
     }
-    let Some(musl) = musl_client(test) else {
+    let Some(musl) = musl_client() else {
         return;
     };
     let ns = Netns::new();
@@ -587,8 +582,7 @@ fn not_pid1_the_proxy_keeps_shim_as_the_parent_and_ends_with_it() {
 
 #[test]
 fn without_the_embedded_resolver_no_proxy_starts_and_the_file_stays() {
-    let test = "without_the_embedded_resolver_no_proxy_starts_and_the_file_stays";
-    if !root(test) {
+    if !common::require_root() {
         return;
     }
     let ns = Netns::new();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Mounts, TempDir};
+use common::{fixtures, Mounts, TempDir};
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -12,17 +12,13 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
-const DOCKER25: &[u8] =
-    b"search corp.example\nnameserver 127.0.0.11\nnameserver 2001:db8::53\noptions ndots:0\n";
-const FIXED: &[u8] = b"search corp.example\nnameserver 2001:db8::53\noptions ndots:0\n";
+const DOCKER25: &[u8] = fixtures::DOCKER25.as_bytes();
+const FIXED: &[u8] = fixtures::DOCKER25_FIXED.as_bytes();
 
 fn shim(resolv_conf: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(common::shim());
+    let mut cmd = common::shim_command();
     cmd.arg("--resolv-conf").arg(resolv_conf).args(extra);
     cmd.args(["--", "/bin/sh", "-c", "echo app-ran"]);
-    cmd.env_remove("SHIM_STRICT")
-        .env_remove("SHIM_EMBEDDED")
-        .env_remove("SHIM_LOG");
     cmd
 }
 
@@ -32,17 +28,17 @@ fn app_ran(out: &Output) -> bool {
 
 fn one_shim_line(out: &Output) -> String {
     let err = common::stderr(out);
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("shim: ")).collect();
+    let lines = common::shim_lines(out);
     assert_eq!(lines.len(), 1, "expected one shim line, got: {err}");
     lines[0].to_owned()
 }
 
 #[test]
 fn a_bind_mounted_file_is_rewritten_in_place_where_rename_fails() {
-    if !common::require_root("a_bind_mounted_file_is_rewritten_in_place_where_rename_fails") {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("bind");
+    let dir = TempDir::new();
     let mut mounts = Mounts::private();
     let source = dir.file("container-resolv.conf", DOCKER25);
     let target = dir.file("resolv.conf", b"");
@@ -77,10 +73,10 @@ fn a_bind_mounted_file_is_rewritten_in_place_where_rename_fails() {
 
 #[test]
 fn a_read_only_mount_gives_one_clear_line_and_the_app_still_runs() {
-    if !common::require_root("a_read_only_mount_gives_one_clear_line_and_the_app_still_runs") {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("rofs");
+    let dir = TempDir::new();
     let mut mounts = Mounts::private();
     let source = dir.file("container-resolv.conf", DOCKER25);
     let target = dir.file("resolv.conf", b"");
@@ -112,10 +108,10 @@ fn a_read_only_mount_gives_one_clear_line_and_the_app_still_runs() {
 
 #[test]
 fn a_user_without_write_permission_is_told_about_user() {
-    if !common::require_root("a_user_without_write_permission_is_told_about_user") {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("eacces");
+    let dir = TempDir::new();
     let file = dir.file("resolv.conf", DOCKER25);
     fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
     let as_nobody = |extra: &[&str]| {
@@ -142,7 +138,7 @@ fn a_user_without_write_permission_is_told_about_user() {
 
 #[test]
 fn a_missing_file_is_never_created() {
-    let dir = TempDir::new("missing");
+    let dir = TempDir::new();
     let file = dir.path("resolv.conf");
     let out = common::output(&mut shim(&file, &[]));
     assert!(out.status.success());
@@ -162,7 +158,7 @@ fn a_missing_file_is_never_created() {
 
 #[test]
 fn a_directory_is_reported_and_left_alone() {
-    let dir = TempDir::new("isdir");
+    let dir = TempDir::new();
     let out = common::output(&mut shim(&dir.0, &[]));
     assert!(out.status.success());
     assert!(app_ran(&out));
@@ -186,7 +182,7 @@ fn set_old_mtime(path: &Path) -> SystemTime {
 
 #[test]
 fn a_file_without_the_embedded_resolver_is_not_written() {
-    let dir = TempDir::new("r1");
+    let dir = TempDir::new();
     let content = b"nameserver 10.0.0.2\nsearch corp.example\n";
     let file = dir.file("resolv.conf", content);
     let mtime = set_old_mtime(&file);
@@ -205,7 +201,7 @@ fn a_file_without_the_embedded_resolver_is_not_written() {
 
 #[test]
 fn a_second_run_changes_nothing() {
-    let dir = TempDir::new("twice");
+    let dir = TempDir::new();
     let file = dir.file("resolv.conf", DOCKER25);
     let inode = fs::metadata(&file).unwrap().ino();
     assert!(common::output(&mut shim(&file, &[])).status.success());
@@ -221,7 +217,7 @@ fn a_second_run_changes_nothing() {
 
 #[test]
 fn only_the_embedded_resolver_keeps_the_file() {
-    let dir = TempDir::new("r3");
+    let dir = TempDir::new();
     let content = b"nameserver 127.0.0.11\noptions ndots:0\n";
     let file = dir.file("resolv.conf", content);
     let mtime = set_old_mtime(&file);
@@ -238,7 +234,7 @@ fn only_the_embedded_resolver_keeps_the_file() {
 
 #[test]
 fn embedded_keep_keeps() {
-    let dir = TempDir::new("keep");
+    let dir = TempDir::new();
     let file = dir.file("resolv.conf", DOCKER25);
     let out = common::output(&mut shim(&file, &["--embedded", "keep"]));
     assert!(out.status.success() && app_ran(&out));
@@ -250,7 +246,7 @@ fn embedded_keep_keeps() {
 
 #[test]
 fn the_file_is_found_through_a_symlink_and_the_link_stays() {
-    let dir = TempDir::new("symlink");
+    let dir = TempDir::new();
     let real = dir.file("stub-resolv.conf", DOCKER25);
     let link = dir.path("resolv.conf");
     std::os::unix::fs::symlink(&real, &link).unwrap();
@@ -266,7 +262,7 @@ fn the_file_is_found_through_a_symlink_and_the_link_stays() {
 #[test]
 fn a_fifo_in_place_of_the_file_is_refused_at_once() {
     // open(2) of a FIFO for reading waits for a writer: shim hung before the app, forever.
-    let dir = TempDir::new("fifo");
+    let dir = TempDir::new();
     let fifo = dir.path("resolv.conf");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
     let out = common::output_within(&mut shim(&fifo, &[]), Duration::from_secs(10));
@@ -280,7 +276,7 @@ fn a_fifo_in_place_of_the_file_is_refused_at_once() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!app_ran(&out));
     // --check-dns reads the same file: it says why it cannot tell, and sends no query.
-    let mut check = Command::new(common::shim());
+    let mut check = common::shim_command();
     check.arg("--check-dns").arg("--resolv-conf").arg(&fifo);
     let out = common::output_within(&mut check, Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(1));
@@ -291,7 +287,7 @@ fn a_fifo_in_place_of_the_file_is_refused_at_once() {
 fn a_lock_held_by_another_process_delays_the_app_by_a_bounded_time() {
     // Any process that can read the file may hold a shared flock on it; shim waited for it
     // forever, with SIGTERM blocked.
-    let dir = TempDir::new("locked");
+    let dir = TempDir::new();
     let path = dir.file("resolv.conf", DOCKER25);
     let holder = fs::File::open(&path).unwrap();
     let _held = nix::fcntl::Flock::lock(holder, nix::fcntl::FlockArg::LockSharedNonblock)
@@ -320,7 +316,7 @@ fn a_sixteen_mib_file_of_embedded_lines_is_fixed_in_linear_time() {
     let count = ((16 << 20) - keep.len()) / line.len();
     let mut content = line.repeat(count);
     content.extend_from_slice(keep);
-    let dir = TempDir::new("huge");
+    let dir = TempDir::new();
     let path = dir.file("resolv.conf", &content);
     let out = common::output_within(&mut shim(&path, &[]), Duration::from_secs(60));
     assert!(out.status.success() && app_ran(&out), "{out:?}");

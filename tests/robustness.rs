@@ -6,14 +6,18 @@
 
 mod common;
 
-use common::{Mounts, TempDir};
+use common::fixtures;
+use common::pid1::{self, Pid1};
+use common::process::{kill, status_field, wait_output};
+use common::{children_of, first_child, wait_for_within, ChildGuard, Mounts, TempDir};
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,123 +25,43 @@ use std::time::{Duration, Instant};
 use nix::libc;
 use nix::mount::MsFlags;
 
-const DOCKER25: &[u8] =
-    b"search corp.example\nnameserver 127.0.0.11\nnameserver 2001:db8::53\noptions ndots:0\n";
-const FIXED: &[u8] = b"search corp.example\nnameserver 2001:db8::53\noptions ndots:0\n";
-
-/// Children killed and waited for on drop, whatever happened to the test.
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+const DOCKER25: &[u8] = fixtures::DOCKER25.as_bytes();
+const FIXED: &[u8] = fixtures::DOCKER25_FIXED.as_bytes();
 
 fn shim_cmd(resolv_conf: &Path, extra: &[&str], app: &[&str]) -> Command {
-    let mut cmd = Command::new(common::shim());
+    let mut cmd = common::shim_command();
     cmd.arg("--resolv-conf")
         .arg(resolv_conf)
         .args(extra)
         .arg("--");
     cmd.args(app);
-    for var in [
-        "SHIM_STRICT",
-        "SHIM_EMBEDDED",
-        "SHIM_LOG",
-        "SHIM_PROBE",
-        "SHIM_SUPERVISE",
-    ] {
-        cmd.env_remove(var);
-    }
     cmd
 }
 
-fn shim_lines(out: &Output) -> Vec<String> {
-    common::stderr(out)
-        .lines()
-        .filter(|l| l.starts_with("shim: "))
-        .map(str::to_owned)
-        .collect()
+/// shim as PID 1 of a new PID namespace, with `resolv_conf` and `app`.
+fn pid1_cmd(resolv_conf: &Path, app: &[&str]) -> Command {
+    let mut args = vec![
+        OsStr::new("--resolv-conf"),
+        resolv_conf.as_os_str(),
+        OsStr::new("--"),
+    ];
+    args.extend(app.iter().map(OsStr::new));
+    pid1::command(args)
 }
 
-fn wait_for<T>(mut probe: impl FnMut() -> Option<T>, what: &str, limit: Duration) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Wait for a child with a generous bound; a child that does not exit fails the test (and is
-/// killed by `Children`' drop).
-fn wait_output(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not exit within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn first_child(pid: i32) -> Option<i32> {
-    children_of(pid).first().copied()
-}
-
-fn children_of(pid: i32) -> Vec<i32> {
-    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
+/// The PID-1 mode needs root (a PID namespace); the other modes run anyway. Without root the
+/// test says so with a SKIPPED line (a failure under CI=true), not by leaving the mode out
+/// silently.
+fn pid1_mode_possible() -> bool {
+    common::require(
+        common::is_root(),
+        "root (for the PID-1 mode, a PID namespace)",
+    )
 }
 
 fn status_kb(pid: i32, field: &str) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-fn kill(pid: i32, signo: i32) {
-    // SAFETY: plain kill(2).
-    assert_eq!(unsafe { libc::kill(pid, signo) }, 0, "kill({pid}, {signo})");
-}
-
-/// `unshare --pid --fork --mount-proc shim ...`: shim is PID 1 of a new PID namespace, with the
-/// PID as seen from here. The namespace dies with its PID 1.
-fn start_pid1(resolv_conf: &Path, app: &[&str]) -> (Children, i32) {
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--mount-proc", "--"]);
-    cmd.arg(common::shim())
-        .arg("--resolv-conf")
-        .arg(resolv_conf);
-    cmd.arg("--").args(app);
-    cmd.env_remove("SHIM_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let unshare = cmd.spawn().expect("start unshare");
-    let unshare_pid = unshare.id() as i32;
-    let children = Children(vec![unshare]);
-    let shim = wait_for(
-        || first_child(unshare_pid),
-        "shim to start",
-        Duration::from_secs(10),
-    );
-    (children, shim)
+    let value = status_field(pid, field).unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
+    value.split_whitespace().next().unwrap().parse().unwrap()
 }
 
 /// Fifty shims fix one bind-mounted file at the same moment, as in a Kubernetes pod or with
@@ -148,13 +72,12 @@ fn start_pid1(resolv_conf: &Path, app: &[&str]) -> (Children, i32) {
 /// see in between); every app starts.
 #[test]
 fn fifty_shims_fix_one_shared_file_at_the_same_moment() {
-    let test = "fifty_shims_fix_one_shared_file_at_the_same_moment";
-    if !common::require_root(test) {
+    if !common::require_root() {
         return;
     }
     const SHIMS: usize = 50;
     const ROUNDS: usize = 10;
-    let dir = TempDir::new("fifty");
+    let dir = TempDir::new();
     let mut mounts = Mounts::private();
     let source = dir.file("container-resolv.conf", DOCKER25);
     let target = dir.file("resolv.conf", b"");
@@ -175,9 +98,9 @@ fn fifty_shims_fix_one_shared_file_at_the_same_moment() {
     let started = Instant::now();
     for round in 0..ROUNDS {
         fs::write(&source, DOCKER25).unwrap();
-        let mut shims = Children(Vec::new());
+        let mut shims = Vec::new();
         for _ in 0..SHIMS {
-            let mut cmd = Command::new("/bin/sh");
+            let mut cmd = common::clean_command("/bin/sh");
             cmd.arg("-c")
                 .arg("read _ < \"$0\"; exec \"$@\"")
                 .arg(&fifo)
@@ -185,17 +108,13 @@ fn fifty_shims_fix_one_shared_file_at_the_same_moment() {
                 .args(["-v", "--resolv-conf"])
                 .arg(&target)
                 .args(["--", "/bin/true"]);
-            cmd.env_remove("SHIM_LOG")
-                .env_remove("SHIM_EMBEDDED")
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
-            shims.0.push(cmd.spawn().unwrap());
+            cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+            shims.push(ChildGuard::spawn(&mut cmd));
         }
         // All fifty wait at the gate, then go at once.
-        wait_for(
+        wait_for_within(
             || {
                 shims
-                    .0
                     .iter()
                     .all(|c| {
                         fs::read_link(format!("/proc/{}/fd/0", c.id())).is_ok_and(|p| p == fifo)
@@ -218,13 +137,13 @@ fn fifty_shims_fix_one_shared_file_at_the_same_moment() {
         };
         gate.write_all(&[b'\n'; SHIMS]).unwrap();
         let mut rewrote = 0;
-        for child in shims.0.iter_mut() {
-            wait_output(child, Duration::from_secs(60), "a shim");
-        }
-        for child in std::mem::take(&mut shims.0) {
-            let out = child.wait_with_output().unwrap();
+        let outs: Vec<Output> = shims
+            .iter_mut()
+            .map(|child| wait_output(child, Duration::from_secs(60)))
+            .collect();
+        for out in outs {
             assert!(out.status.success(), "round {round}: {out:?}");
-            for line in shim_lines(&out) {
+            for line in common::shim_lines(&out) {
                 assert!(line.contains("removed 1 line(s)"), "round {round}: {line}");
                 rewrote += 1;
             }
@@ -254,11 +173,10 @@ fn fifty_shims_fix_one_shared_file_at_the_same_moment() {
 /// runs, and shim exits with the app's status; all within a generous bound.
 #[test]
 fn a_storm_of_ten_thousand_sigusr1_then_sigterm() {
-    let test = "a_storm_of_ten_thousand_sigusr1_then_sigterm";
-    if !common::require_root(test) {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("sigstorm");
+    let dir = TempDir::new();
     let log = dir.path("log");
     let app = dir.script(
         "app",
@@ -268,8 +186,12 @@ fn a_storm_of_ten_thousand_sigusr1_then_sigterm() {
          echo ready >> $log\n\
          while :; do sleep 0.05; done\n",
     );
-    let (mut children, shim) = start_pid1(Path::new("/dev/null"), &[&app, log.to_str().unwrap()]);
-    wait_for(
+    let pid1 = Pid1::start(pid1_cmd(
+        Path::new("/dev/null"),
+        &[&app, log.to_str().unwrap()],
+    ));
+    let shim = pid1.shim;
+    wait_for_within(
         || dir.read("log").contains("ready").then_some(()),
         "the app",
         Duration::from_secs(10),
@@ -281,7 +203,7 @@ fn a_storm_of_ten_thousand_sigusr1_then_sigterm() {
     let sent_in = storm.elapsed();
     let term = Instant::now();
     kill(shim, libc::SIGTERM);
-    let status = wait_output(&mut children.0[0], Duration::from_secs(60), "shim");
+    let status = pid1.wait_within(Duration::from_secs(60)).status;
     let took = term.elapsed();
     assert_eq!(status.code(), Some(42), "shim exits with the app's status");
     let log = dir.read("log");
@@ -306,11 +228,10 @@ fn a_storm_of_ten_thousand_sigusr1_then_sigterm() {
 /// 256 KiB: a leak of 26 bytes per orphan would exceed it).
 #[test]
 fn ten_thousand_orphans_are_reaped_and_rss_stays_flat() {
-    let test = "ten_thousand_orphans_are_reaped_and_rss_stays_flat";
-    if !common::require_root(test) {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("zombies");
+    let dir = TempDir::new();
     // 100 parents in turn, each forks 100 children that sleep 20 ms, and exits at once.
     let storm = "for (1..100) { my $p = fork; if (!$p) { for (1..100) { if (!fork) { \
                  select(undef, undef, undef, 0.02); exit 0 } } exit 0 } waitpid($p, 0) }";
@@ -327,8 +248,12 @@ fn ten_thousand_orphans_are_reaped_and_rss_stays_flat() {
         ),
     );
     let log = dir.path("log");
-    let (mut children, shim) = start_pid1(Path::new("/dev/null"), &[&app, log.to_str().unwrap()]);
-    wait_for(
+    let pid1 = Pid1::start(pid1_cmd(
+        Path::new("/dev/null"),
+        &[&app, log.to_str().unwrap()],
+    ));
+    let shim = pid1.shim;
+    wait_for_within(
         || dir.read("log").contains("ready").then_some(()),
         "the app",
         Duration::from_secs(10),
@@ -337,13 +262,13 @@ fn ten_thousand_orphans_are_reaped_and_rss_stays_flat() {
     let rss_before = status_kb(shim, "VmRSS:");
     fs::write(dir.path("log.go"), "").unwrap();
     let started = Instant::now();
-    wait_for(
+    wait_for_within(
         || dir.read("log").contains("done").then_some(()),
         "the storm",
         Duration::from_secs(300),
     );
     // Every orphan exits within 20 ms of its birth; then shim must have reaped it.
-    wait_for(
+    wait_for_within(
         || (children_of(shim) == [app_pid]).then_some(()),
         "shim to reap every orphan",
         Duration::from_secs(30),
@@ -359,7 +284,7 @@ fn ten_thousand_orphans_are_reaped_and_rss_stays_flat() {
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
     fs::write(dir.path("log.stop"), "").unwrap();
-    let status = wait_output(&mut children.0[0], Duration::from_secs(30), "shim");
+    let status = pid1.wait_within(Duration::from_secs(30)).status;
     assert_eq!(status.code(), Some(3));
     assert!(last_pid > 10_000, "the namespace made {last_pid} processes");
     eprintln!(
@@ -375,7 +300,7 @@ fn ten_thousand_orphans_are_reaped_and_rss_stays_flat() {
 /// An empty file: nothing is wrong, so shim says nothing, writes nothing, and the app runs.
 #[test]
 fn an_empty_file_needs_nothing_and_says_nothing() {
-    let dir = TempDir::new("empty");
+    let dir = TempDir::new();
     let file = dir.file("resolv.conf", b"");
     let mtime = fs::metadata(&file).unwrap().mtime_nsec();
     let out = common::output(&mut shim_cmd(&file, &[], &["/bin/echo", "app-ran"]));
@@ -391,7 +316,7 @@ fn an_empty_file_needs_nothing_and_says_nothing() {
 /// replaced (the links stay links, the dangling target is not created).
 #[test]
 fn broken_symlinks_give_one_clear_line_and_change_nothing() {
-    let dir = TempDir::new("symlinks");
+    let dir = TempDir::new();
     let dangling = dir.path("dangling");
     std::os::unix::fs::symlink(dir.path("no-such-file"), &dangling).unwrap();
     let looped = dir.path("loop-a");
@@ -410,7 +335,7 @@ fn broken_symlinks_give_one_clear_line_and_change_nothing() {
         let out = common::output(&mut shim_cmd(link, &[], &["/bin/echo", "app-ran"]));
         assert!(out.status.success(), "{}", common::stderr(&out));
         assert_eq!(common::stdout(&out), "app-ran\n");
-        let lines = shim_lines(&out);
+        let lines = common::shim_lines(&out);
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(
             lines[0].contains(link.to_str().unwrap()) && lines[0].contains(cause),
@@ -430,11 +355,10 @@ fn broken_symlinks_give_one_clear_line_and_change_nothing() {
 /// else on the file system is touched.
 #[test]
 fn a_full_tmpfs_still_gets_its_fix_in_place() {
-    let test = "a_full_tmpfs_still_gets_its_fix_in_place";
-    if !common::require_root(test) {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("fulltmpfs");
+    let dir = TempDir::new();
     let mut mounts = Mounts::private();
     let fs_dir = dir.path("fs");
     mounts.tmpfs(&fs_dir, "size=8k,mode=755", MsFlags::empty());
@@ -458,7 +382,7 @@ fn a_full_tmpfs_still_gets_its_fix_in_place() {
     let out = common::output(&mut shim_cmd(&file, &["-v"], &["/bin/echo", "app-ran"]));
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert_eq!(common::stdout(&out), "app-ran\n");
-    let lines = shim_lines(&out);
+    let lines = common::shim_lines(&out);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("removed 1 line(s)"), "{}", lines[0]);
     assert_eq!(fs::read(&file).unwrap(), FIXED);
@@ -471,11 +395,10 @@ fn a_full_tmpfs_still_gets_its_fix_in_place() {
 /// content is intact.
 #[test]
 fn a_read_only_file_system_costs_a_line_only_where_a_fix_was_needed() {
-    let test = "a_read_only_file_system_costs_a_line_only_where_a_fix_was_needed";
-    if !common::require_root(test) {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("rofs");
+    let dir = TempDir::new();
     let mut mounts = Mounts::private();
     let fs_dir = dir.path("fs");
     mounts.tmpfs(&fs_dir, "size=64k,mode=755", MsFlags::empty());
@@ -497,7 +420,7 @@ fn a_read_only_file_system_costs_a_line_only_where_a_fix_was_needed() {
         assert!(out.status.success(), "{name}: {}", common::stderr(&out));
         assert_eq!(common::stdout(&out), "app-ran\n", "{name}");
         assert_eq!(fs::read(&file).unwrap(), content, "{name}: content lost");
-        let lines = shim_lines(&out);
+        let lines = common::shim_lines(&out);
         if name == "docker25" {
             assert_eq!(lines.len(), 1, "{lines:?}");
             let line = &lines[0];
@@ -519,11 +442,10 @@ fn a_read_only_file_system_costs_a_line_only_where_a_fix_was_needed() {
 /// signal is forwarded, shim exits with the app's status, and nothing is logged.
 #[test]
 fn without_proc_shim_still_fixes_runs_forwards_and_reaps() {
-    let test = "without_proc_shim_still_fixes_runs_forwards_and_reaps";
-    if !common::require_root(test) {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("noproc");
+    let dir = TempDir::new();
     let file = dir.file("resolv.conf", DOCKER25);
     let log = dir.path("log");
     let app = dir.script(
@@ -535,7 +457,7 @@ fn without_proc_shim_still_fixes_runs_forwards_and_reaps() {
          echo spawned >> $log\n\
          while :; do sleep 0.02; done\n",
     );
-    let mut cmd = Command::new("unshare");
+    let mut cmd = common::clean_command("unshare");
     cmd.args(["--pid", "--fork", "--mount", "--", "/bin/sh", "-c"])
         .arg("umount -l /proc && exec \"$@\"")
         .arg("sh")
@@ -543,14 +465,10 @@ fn without_proc_shim_still_fixes_runs_forwards_and_reaps() {
         .arg("--resolv-conf")
         .arg(&file)
         .args(["--", &app, log.to_str().unwrap()]);
-    cmd.env_remove("SHIM_LOG")
-        .env_remove("SHIM_EMBEDDED")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let unshare = cmd.spawn().unwrap();
-    let unshare_pid = unshare.id() as i32;
-    let mut children = Children(vec![unshare]);
-    wait_for(
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut unshare = ChildGuard::spawn(&mut cmd);
+    let unshare_pid = unshare.pid();
+    wait_for_within(
         || dir.read("log").contains("spawned").then_some(()),
         "the app",
         Duration::from_secs(60),
@@ -559,7 +477,7 @@ fn without_proc_shim_still_fixes_runs_forwards_and_reaps() {
     assert!(!dir.read("log").contains("proc-is-mounted"));
     assert_eq!(fs::read(&file).unwrap(), FIXED);
     // The orphans sleep 50 ms; then only the app may be left under shim.
-    let app_pid = wait_for(
+    let app_pid = wait_for_within(
         || match children_of(shim).as_slice() {
             [only] => Some(*only),
             _ => None,
@@ -570,12 +488,7 @@ fn without_proc_shim_still_fixes_runs_forwards_and_reaps() {
     let state = fs::read_to_string(format!("/proc/{app_pid}/stat")).unwrap();
     assert!(!state.contains(") Z "), "the app is not a zombie: {state}");
     kill(shim, libc::SIGTERM);
-    wait_output(&mut children.0[0], Duration::from_secs(30), "shim");
-    let out = std::mem::take(&mut children.0)
-        .pop()
-        .unwrap()
-        .wait_with_output()
-        .unwrap();
+    let out = wait_output(&mut unshare, Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(5), "{}", common::stderr(&out));
     assert!(dir.read("log").contains("got-term"));
     assert_eq!(common::stderr(&out), "", "nothing to say");
@@ -584,14 +497,13 @@ fn without_proc_shim_still_fixes_runs_forwards_and_reaps() {
 /// Not PID 1 and no /proc (exec mode and --supervise): the app still starts and the fix works.
 #[test]
 fn without_proc_exec_and_supervise_still_run_the_app() {
-    let test = "without_proc_exec_and_supervise_still_run_the_app";
-    if !common::require_root(test) {
+    if !common::require_root() {
         return;
     }
-    let dir = TempDir::new("noproc-exec");
+    let dir = TempDir::new();
     for extra in [&[][..], &["--supervise", "--grace", "500"][..]] {
         let file = dir.file("resolv.conf", DOCKER25);
-        let mut cmd = Command::new("unshare");
+        let mut cmd = common::clean_command("unshare");
         cmd.args(["--mount", "--", "/bin/sh", "-c"])
             .arg("umount -l /proc && exec \"$@\"")
             .arg("sh")
@@ -600,7 +512,6 @@ fn without_proc_exec_and_supervise_still_run_the_app() {
             .arg(&file)
             .args(extra)
             .args(["--", "/bin/sh", "-c", "[ -e /proc/self ] || echo app-ran"]);
-        cmd.env_remove("SHIM_LOG").env_remove("SHIM_EMBEDDED");
         let out = common::output(&mut cmd);
         assert!(out.status.success(), "{extra:?}: {}", common::stderr(&out));
         assert_eq!(common::stdout(&out), "app-ran\n", "{extra:?}");
@@ -615,7 +526,7 @@ fn without_proc_exec_and_supervise_still_run_the_app() {
 /// and nothing is logged.
 #[test]
 fn dev_null_or_closed_stdin_and_stdout_do_not_matter() {
-    let dir = TempDir::new("devnull");
+    let dir = TempDir::new();
     let file = dir.file("resolv.conf", DOCKER25);
     let report = dir.path("report");
     // The shell's own fds 0 and 1, looked at from outside it; the report goes to fd 3.
@@ -623,7 +534,7 @@ fn dev_null_or_closed_stdin_and_stdout_do_not_matter() {
         "exec 3> {}; for fd in 0 1; do if [ -e /proc/$$/fd/$fd ]; then echo $fd=$(readlink /proc/$$/fd/$fd) >&3; else echo $fd=closed >&3; fi; done",
         report.display()
     );
-    let pid1 = common::is_root();
+    let pid1 = pid1_mode_possible();
     let modes: Vec<&[&str]> = if pid1 {
         vec![&[], &["--supervise"], &["pid1"]]
     } else {
@@ -635,12 +546,7 @@ fn dev_null_or_closed_stdin_and_stdout_do_not_matter() {
             let _ = fs::remove_file(&report);
             let app = ["/bin/sh", "-c", app_script.as_str()];
             let mut cmd = if mode == ["pid1"] {
-                let mut cmd = Command::new("unshare");
-                cmd.args(["--pid", "--fork", "--mount-proc", "--"]);
-                cmd.arg(common::shim()).arg("--resolv-conf").arg(&file);
-                cmd.arg("--").args(app);
-                cmd.env_remove("SHIM_LOG");
-                cmd
+                pid1_cmd(&file, &app)
             } else {
                 shim_cmd(&file, mode, &app)
             };
@@ -676,11 +582,11 @@ fn dev_null_or_closed_stdin_and_stdout_do_not_matter() {
 /// mode died of the SIGPIPE its own log line raised (status 141) and the app never ran.
 #[test]
 fn a_broken_stderr_does_not_stop_the_app() {
-    let dir = TempDir::new("brokenstderr");
+    let dir = TempDir::new();
     let missing = dir.path("no-such-resolv.conf");
     let marker = dir.path("marker");
     let app_script = format!("echo ran > {}; exit 7", marker.display());
-    let pid1 = common::is_root();
+    let pid1 = pid1_mode_possible();
     let mut modes: Vec<&str> = vec!["exec", "supervise"];
     if pid1 {
         modes.push("pid1");
@@ -690,14 +596,7 @@ fn a_broken_stderr_does_not_stop_the_app() {
             let _ = fs::remove_file(&marker);
             let app = ["/bin/sh", "-c", app_script.as_str()];
             let mut cmd = match mode {
-                "pid1" => {
-                    let mut cmd = Command::new("unshare");
-                    cmd.args(["--pid", "--fork", "--mount-proc", "--"]);
-                    cmd.arg(common::shim()).arg("--resolv-conf").arg(&missing);
-                    cmd.arg("--").args(app);
-                    cmd.env_remove("SHIM_LOG");
-                    cmd
-                }
+                "pid1" => pid1_cmd(&missing, &app),
                 "supervise" => shim_cmd(&missing, &["--supervise"], &app),
                 _ => shim_cmd(&missing, &[], &app),
             };
@@ -727,7 +626,7 @@ fn a_broken_stderr_does_not_stop_the_app() {
 #[test]
 fn a_reader_never_sees_an_empty_or_short_file_during_a_rewrite() {
     use shim::resolv_conf::{fix, Outcome, Policy};
-    let dir = TempDir::new("torn");
+    let dir = TempDir::new();
     let file = dir.file("resolv.conf", DOCKER25);
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {

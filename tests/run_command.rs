@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::process::Command;
+use common::TempDir;
 
 fn shim(args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(common::shim());
+    let mut cmd = common::shim_command();
     cmd.args(["--resolv-conf", "/nonexistent/resolv.conf", "-q"])
         .args(args);
     common::output(&mut cmd)
@@ -37,12 +37,9 @@ fn a_missing_command_exits_127() {
 
 #[test]
 fn a_command_that_is_not_executable_exits_126() {
-    use std::os::unix::fs::PermissionsExt;
-    let file = std::env::temp_dir().join(format!("shim-noexec-{}", std::process::id()));
-    std::fs::write(&file, "#!/bin/sh\necho ran\n").unwrap();
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let dir = TempDir::new();
+    let file = dir.file("noexec", b"#!/bin/sh\necho ran\n");
     let out = shim(&["--", file.to_str().unwrap()]);
-    let _ = std::fs::remove_file(&file);
     assert_eq!(out.status.code(), Some(126), "{}", common::stderr(&out));
     assert!(common::stderr(&out).contains("cannot execute"));
 }

@@ -3,58 +3,53 @@
 
 mod common;
 
+use common::{fixtures, TempDir};
+
 use std::fs;
-use std::process::Command;
 
 #[test]
 fn runs_in_an_empty_chroot() {
-    if !common::require_root("runs_in_an_empty_chroot") {
+    if !common::require_root() {
         return;
     }
-    let root = std::env::temp_dir().join(format!("shim-chroot-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&root);
+    let dir = TempDir::new();
+    let root = &dir.0;
     fs::create_dir_all(root.join("etc")).unwrap();
-    let result = std::panic::catch_unwind(|| {
-        fs::copy(common::static_shim(), root.join("shim")).unwrap();
-        let entries: Vec<_> = fs::read_dir(&root)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(
-            entries.len(),
-            2,
-            "only /shim and an empty /etc: {entries:?}"
-        );
+    fs::copy(common::static_shim(), root.join("shim")).unwrap();
+    let entries: Vec<_> = fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        entries.len(),
+        2,
+        "only /shim and an empty /etc: {entries:?}"
+    );
 
-        let out = common::output(
-            Command::new("chroot")
-                .arg(&root)
-                .args(["/shim", "--version"]),
-        );
-        assert!(out.status.success(), "{}", common::stderr(&out));
-        assert_eq!(
-            common::stdout(&out),
-            format!("shim {}\n", env!("CARGO_PKG_VERSION"))
-        );
+    let out = common::output(
+        common::clean_command("chroot")
+            .arg(root)
+            .args(["/shim", "--version"]),
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(
+        common::stdout(&out),
+        format!("shim {}\n", env!("CARGO_PKG_VERSION"))
+    );
 
-        // The whole start path in the empty root: fix a Docker <= 25 file, then exec an app
-        // (shim itself, the only program there).
-        let resolv = root.join("etc/resolv.conf");
-        fs::write(&resolv, "nameserver 127.0.0.11\nnameserver 2001:db8::53\n").unwrap();
-        let out = common::output(Command::new("chroot").arg(&root).args([
-            "/shim",
-            "--",
-            "/shim",
-            "--version",
-        ]));
-        assert!(out.status.success(), "{}", common::stderr(&out));
-        assert_eq!(
-            fs::read_to_string(&resolv).unwrap(),
-            "nameserver 2001:db8::53\n"
-        );
-    });
-    let _ = fs::remove_dir_all(&root);
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    // The whole start path in the empty root: fix a Docker <= 25 file, then exec an app
+    // (shim itself, the only program there).
+    let resolv = root.join("etc/resolv.conf");
+    fs::write(&resolv, fixtures::EMBEDDED_THEN_V6).unwrap();
+    let out = common::output(common::clean_command("chroot").arg(root).args([
+        "/shim",
+        "--",
+        "/shim",
+        "--version",
+    ]));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(
+        fs::read_to_string(&resolv).unwrap(),
+        "nameserver 2001:db8::53\n"
+    );
 }

@@ -4,27 +4,27 @@
 
 mod common;
 
-use common::{Mounts, TempDir};
+use common::{fixtures, Mounts, TempDir};
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
     nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n\
     app:x:1000:1000:App:/home/app:/bin/sh\n";
 const GROUP: &str = "root:x:0:\nnogroup:x:65534:\napp:x:1000:\nvideo:x:44:app\naudio:x:29:\n";
-const RESOLV: &str = "nameserver 127.0.0.11\nnameserver 2001:db8::53\n";
+const RESOLV: &str = fixtures::EMBEDDED_THEN_V6;
 
 /// A private mount namespace whose /etc/passwd and /etc/group are ours, and a resolv.conf that
 /// only root may write. Drop the mounts before the directory: keep the tuple's order.
-fn private_etc(test: &str) -> (TempDir, Mounts, PathBuf) {
-    private_etc_with(test, PASSWD.as_bytes(), GROUP.as_bytes())
+fn private_etc() -> (TempDir, Mounts, PathBuf) {
+    private_etc_with(PASSWD.as_bytes(), GROUP.as_bytes())
 }
 
-fn private_etc_with(test: &str, passwd: &[u8], group: &[u8]) -> (TempDir, Mounts, PathBuf) {
-    let dir = TempDir::new(test);
+fn private_etc_with(passwd: &[u8], group: &[u8]) -> (TempDir, Mounts, PathBuf) {
+    let dir = TempDir::new();
     let mut mounts = Mounts::private();
     for (name, content) in [("passwd", passwd), ("group", group)] {
         let file = dir.file(name, content);
@@ -36,7 +36,7 @@ fn private_etc_with(test: &str, passwd: &[u8], group: &[u8]) -> (TempDir, Mounts
 
 /// uid, gid, groups and HOME as the app sees them.
 fn run_as(resolv: &Path, user: &str) -> std::process::Output {
-    let mut cmd = Command::new(common::shim());
+    let mut cmd = common::shim_command();
     cmd.arg("--resolv-conf")
         .arg(resolv)
         .args(["--user", user, "--"]);
@@ -47,10 +47,10 @@ fn run_as(resolv: &Path, user: &str) -> std::process::Output {
 
 #[test]
 fn the_app_runs_as_the_user_asked_for_after_the_fix() {
-    if !common::require_root("the_app_runs_as_the_user_asked_for_after_the_fix") {
+    if !common::require_root() {
         return;
     }
-    let (_dir, _mounts, resolv) = private_etc("ids");
+    let (_dir, _mounts, resolv) = private_etc();
     let cases = [
         ("nobody", "65534 65534 65534 /nonexistent"),
         ("65534:65534", "65534 65534 65534 /nonexistent"),
@@ -74,10 +74,10 @@ fn the_app_runs_as_the_user_asked_for_after_the_fix() {
 
 #[test]
 fn an_unknown_user_stops_before_the_app() {
-    if !common::require_root("an_unknown_user_stops_before_the_app") {
+    if !common::require_root() {
         return;
     }
-    let (_dir, _mounts, resolv) = private_etc("unknown");
+    let (_dir, _mounts, resolv) = private_etc();
     for user in ["ghost", "app:ghosts"] {
         let out = run_as(&resolv, user);
         assert_eq!(out.status.code(), Some(1), "--user {user}");
@@ -88,33 +88,19 @@ fn an_unknown_user_stops_before_the_app() {
     }
 }
 
-/// `run_as` with a deadline: None when shim was still running after `limit` (then killed).
-fn run_as_within(resolv: &Path, user: &str, limit: Duration) -> Option<Output> {
-    let mut cmd = Command::new(common::shim());
+/// `run_as` with a deadline: shim still running after `limit` is killed and fails the test.
+fn run_as_within(resolv: &Path, user: &str, limit: Duration) -> Output {
+    let mut cmd = common::shim_command();
     cmd.arg("--resolv-conf")
         .arg(resolv)
         .args(["--user", user, "--", "true"]);
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Some(child.wait_with_output().unwrap())
+    common::output_within(&mut cmd, limit)
 }
 
 #[test]
 fn a_malformed_user_is_a_usage_error_before_anything_is_written() {
     // No root needed: the spec is refused while the command line is read.
-    let dir = TempDir::new("malformed");
+    let dir = TempDir::new();
     let resolv = dir.file("resolv.conf", RESOLV.as_bytes());
     let cases = [
         "",
@@ -142,7 +128,7 @@ fn a_malformed_user_is_a_usage_error_before_anything_is_written() {
             "--user '{user}'"
         );
     }
-    let mut cmd = Command::new(common::shim());
+    let mut cmd = common::shim_command();
     cmd.arg("--resolv-conf")
         .arg(&resolv)
         .args(["--", "echo", "ran"]);
@@ -155,10 +141,10 @@ fn a_malformed_user_is_a_usage_error_before_anything_is_written() {
 
 #[test]
 fn an_unknown_user_stops_before_anything_is_written() {
-    if !common::require_root("an_unknown_user_stops_before_anything_is_written") {
+    if !common::require_root() {
         return;
     }
-    let (_dir, _mounts, resolv) = private_etc("unknown-unwritten");
+    let (_dir, _mounts, resolv) = private_etc();
     for user in ["ghost", "app:ghosts"] {
         let out = run_as(&resolv, user);
         assert_eq!(out.status.code(), Some(1), "--user {user}");
@@ -178,10 +164,10 @@ const GROUP_LATIN1: &[u8] = b"root:x:0:\ncaf\xe9:x:50:app\napp:x:1000:\nvideo:x:
 
 #[test]
 fn passwd_and_group_are_read_as_bytes() {
-    if !common::require_root("passwd_and_group_are_read_as_bytes") {
+    if !common::require_root() {
         return;
     }
-    let (_dir, _mounts, resolv) = private_etc_with("latin1", PASSWD_LATIN1, GROUP_LATIN1);
+    let (_dir, _mounts, resolv) = private_etc_with(PASSWD_LATIN1, GROUP_LATIN1);
     // `id -G` lists the groups as the kernel keeps them: sorted.
     for (user, expected) in [
         ("app", &b"1000 1000 1000 44 50 /home/app"[..]),
@@ -197,14 +183,14 @@ fn passwd_and_group_are_read_as_bytes() {
 
 #[test]
 fn a_numeric_user_or_group_is_an_id_not_a_name() {
-    if !common::require_root("a_numeric_user_or_group_is_an_id_not_a_name") {
+    if !common::require_root() {
         return;
     }
     // A user named "1000" (uid 2000) and a group named "44" (gid 45) come first: they are not
     // the ids 1000 and 44.
     let passwd = format!("1000:x:2000:2000::/home/named:/bin/sh\n{PASSWD}");
     let group = format!("44:x:45:app\n{GROUP}");
-    let (_dir, _mounts, resolv) = private_etc_with("numeric", passwd.as_bytes(), group.as_bytes());
+    let (_dir, _mounts, resolv) = private_etc_with(passwd.as_bytes(), group.as_bytes());
     for (user, expected) in [
         ("1000", "1000 1000 1000 44 45 /home/app"),
         ("1000:44", "1000 44 44 /home/app"),
@@ -218,17 +204,17 @@ fn a_numeric_user_or_group_is_an_id_not_a_name() {
 
 #[test]
 fn a_fifo_in_place_of_passwd_or_group_stops_at_once() {
-    if !common::require_root("a_fifo_in_place_of_passwd_or_group_stops_at_once") {
+    if !common::require_root() {
         return;
     }
     for name in ["passwd", "group"] {
-        let (dir, mut mounts, resolv) = private_etc(&format!("fifo-{name}"));
+        let (dir, mut mounts, resolv) = private_etc();
         let fifo = dir.path("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
         mounts.bind(&fifo, &Path::new("/etc").join(name));
         for user in ["app", "1000"] {
-            let out = run_as_within(&resolv, user, Duration::from_secs(5))
-                .unwrap_or_else(|| panic!("--user {user} with a FIFO at /etc/{name}: hung"));
+            // A hang fails the test, naming the command.
+            let out = run_as_within(&resolv, user, Duration::from_secs(5));
             let err = common::stderr(&out);
             assert_eq!(
                 out.status.code(),
@@ -245,11 +231,11 @@ fn a_fifo_in_place_of_passwd_or_group_stops_at_once() {
 
 #[test]
 fn a_missing_group_or_passwd_file() {
-    if !common::require_root("a_missing_group_or_passwd_file") {
+    if !common::require_root() {
         return;
     }
     // An /etc of our own: with passwd and no group, then with neither.
-    let dir = TempDir::new("missing");
+    let dir = TempDir::new();
     let etc = dir.path("etc");
     fs::create_dir(&etc).unwrap();
     fs::write(etc.join("passwd"), PASSWD).unwrap();

@@ -1,14 +1,26 @@
-//! Helpers shared by the integration tests: where the binaries are, and how a test that needs
-//! root or Docker skips visibly on a machine that lacks them (and fails instead under CI=true).
+//! The harness every integration test uses: where the binaries are, how shim is run (with none
+//! of this process's `SHIM_*` settings, as PID 1 of a new PID namespace), how a test that needs
+//! root or Docker skips visibly on a machine that lacks them (and fails instead under CI=true),
+//! and what is cleaned up on drop (directories, mounts, child processes).
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
+pub mod fixtures;
 pub mod netns;
+pub mod pid1;
+pub mod process;
+
+// Re-exported for every test file; not every file needs each.
+#[allow(unused_imports)]
+pub use process::{children_of, first_child, output_within, wait_for, wait_for_within, ChildGuard};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
@@ -50,26 +62,54 @@ pub fn static_shim() -> &'static Path {
     })
 }
 
+/// `program` with none of this process's `SHIM_*` variables: shim itself, or a wrapper that ends
+/// in shim (`unshare`, `sh -c`, `ip netns exec`, `env`), which would hand them on. Every name is
+/// removed, not a list, so that a variable added to shim later cannot leak into a test from the
+/// environment of whoever runs the suite. A test sets the ones it wants after this.
+pub fn clean_command(program: impl AsRef<OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    for (key, _) in std::env::vars_os() {
+        if key.as_bytes().starts_with(b"SHIM_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// The built shim, with none of this process's `SHIM_*` variables (see [`clean_command`]).
+pub fn shim_command() -> Command {
+    clean_command(shim())
+}
+
+/// The running test's name, as libtest gives it: every test runs on a thread named after it
+/// (`module::test` for a test in a module), also under `--test-threads=1`.
+pub fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .expect("called on the test's own thread (libtest names it after the test)")
+        .to_owned()
+}
+
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// A requirement the machine does not meet: under CI it is a failure, elsewhere a visible skip.
-/// Returns false when the test should stop here.
-pub fn require(met: bool, what: &str, test: &str) -> bool {
+/// A requirement the machine does not meet: under CI it is a failure, elsewhere a visible skip,
+/// `SKIPPED <test>: <what> is not available on this machine` (scripts/test counts these lines by
+/// test name). Returns false when the test should stop here.
+pub fn require(met: bool, what: &str) -> bool {
     if met {
         return true;
     }
+    let test = test_name();
     if in_ci() {
         panic!("{test}: {what} is required under CI=true");
     }
     // Straight to stderr: the test harness captures eprintln! of passing tests, and a skip
-    // must be seen.
+    // must be seen. One write, so that the line is not cut by libtest's own output.
     use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: {what} is not available on this machine"
-    );
+    let line = format!("SKIPPED {test}: {what} is not available on this machine\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
     false
 }
 
@@ -78,8 +118,8 @@ pub fn is_root() -> bool {
 }
 
 /// For tests that need root (mount, PID and network namespaces).
-pub fn require_root(test: &str) -> bool {
-    require(is_root(), "root (for namespaces and mounts)", test)
+pub fn require_root() -> bool {
+    require(is_root(), "root (for namespaces and mounts)")
 }
 
 /// Run a command to completion, failing the test with its stderr when it cannot be started.
@@ -96,12 +136,28 @@ pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// shim's own lines on stderr (the app's are not prefixed `shim: `).
+pub fn shim_lines(out: &Output) -> Vec<String> {
+    stderr(out)
+        .lines()
+        .filter(|l| l.starts_with("shim: "))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// A temporary directory removed on drop, even when the test fails.
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
-    pub fn new(test: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("shim-{test}-{}", std::process::id()));
+    /// A new directory named after the test (and numbered: a test may make several).
+    pub fn new() -> TempDir {
+        static SERIAL: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "shim-{}-{}-{}",
+            test_name().replace("::", "-"),
+            std::process::id(),
+            SERIAL.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
@@ -189,49 +245,5 @@ impl Drop for Mounts {
         for target in self.0.iter().rev() {
             let _ = umount2(target, MntFlags::MNT_DETACH);
         }
-    }
-}
-
-/// Run a command to completion, but fail the test (and kill the command) when it is still running
-/// after `limit`: a test of a hang must fail, not hang the suite.
-pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
-    use std::io::Read;
-    use std::process::Stdio;
-    use std::time::Instant;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    // Drain both pipes meanwhile, so a chatty command cannot block on a full pipe.
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = out.read_to_end(&mut buf);
-        buf
-    });
-    let err = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = err.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} still running after {limit:?}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
     }
 }

@@ -13,10 +13,9 @@
 pub mod responder;
 
 use std::fs::{self, File};
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -125,17 +124,12 @@ impl Netns {
 
     /// `ip netns exec` into the namespace, with no `SHIM_*` setting of this process leaking in.
     pub fn exec(&self, program: &[&str]) -> Command {
-        let mut cmd = Command::new("ip");
+        let mut cmd = super::clean_command("ip");
         cmd.args(["netns", "exec", &self.name])
             .args(program)
-            .env_remove("SHIM_LOG")
-            .env_remove("SHIM_EMBEDDED")
-            .env_remove("SHIM_PROBE")
-            .env_remove("SHIM_STRICT")
             // A server that answers must not turn into a timeout on a loaded CI machine: runs
             // that expect a silent server name their own, shorter, --probe-timeout.
-            .env("SHIM_PROBE_TIMEOUT_MS", "5000")
-            .env_remove("SHIM_RESOLV_CONF");
+            .env("SHIM_PROBE_TIMEOUT_MS", "5000");
         cmd
     }
 
@@ -186,18 +180,6 @@ impl Run {
     }
 }
 
-/// Kills the child when a test fails while it runs.
-pub struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// Run to completion, at most [`LIMIT`], with stdout and stderr captured.
 pub fn bounded(cmd: &mut Command) -> Run {
     bounded_by(cmd, LIMIT)
@@ -206,40 +188,11 @@ pub fn bounded(cmd: &mut Command) -> Run {
 /// Run to completion, at most `limit`, with stdout and stderr captured.
 pub fn bounded_by(cmd: &mut Command, limit: Duration) -> Run {
     let start = Instant::now();
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let mut child = Reap(child);
-    let mut stdout = child.0.stdout.take().unwrap();
-    let mut stderr = child.0.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "{cmd:?} still runs after {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let elapsed = start.elapsed();
+    let out = super::output_within(cmd, limit);
     Run {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-        elapsed,
+        status: out.status,
+        stdout: super::stdout(&out),
+        stderr: super::stderr(&out),
+        elapsed: start.elapsed(),
     }
 }

@@ -45,19 +45,17 @@ pub enum Need {
     Dnsmasq,
 }
 
-pub fn ready(test: &str, needs: &[Need]) -> bool {
+pub fn ready(needs: &[Need]) -> bool {
     needs.iter().all(|need| match need {
-        Need::Engine(engine) => common::require(engine.available(), &engine.requirement(), test),
-        Need::Gcc => common::require(find_program("gcc").is_some(), "gcc", test),
+        Need::Engine(engine) => common::require(engine.available(), &engine.requirement()),
+        Need::Gcc => common::require(find_program("gcc").is_some(), "gcc"),
         Need::MuslGcc => common::require(
             find_program("musl-gcc").is_some(),
             "musl-gcc (Debian's musl-tools)",
-            test,
         ),
         Need::Dnsmasq => common::require(
             find_program("dnsmasq").is_some(),
             "dnsmasq (Debian's dnsmasq-base)",
-            test,
         ),
     })
 }
