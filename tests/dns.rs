@@ -215,7 +215,7 @@ options ndots:0
 /// Docker's resolver and says SLOW, with the time and the reason, and exits 0: apps do resolve.
 #[test]
 fn check_dns_on_docker_26_with_a_silent_first_upstream_says_slow() {
-    if !root("check_dns_on_docker_26_with_a_silent_first_upstream_says_slow") {
+    if !common::require_root() {
         return;
     }
     let ns = Netns::new();
