@@ -297,24 +297,22 @@ mod tests {
 
     #[test]
     fn numbers_need_no_entry() {
-        assert_eq!(
-            id("65534:65534").unwrap(),
-            Identity {
-                uid: 65534,
-                gid: 65534,
-                groups: vec![65534],
-                home: "/nonexistent".into()
-            }
-        );
-        assert_eq!(
-            id("4242").unwrap(),
-            Identity {
-                uid: 4242,
-                gid: 0,
-                groups: vec![0],
-                home: "/".into()
-            }
-        );
+        for (spec, (uid, gid, groups, home)) in [
+            ("65534:65534", (65534, 65534, vec![65534], "/nonexistent")),
+            ("4242", (4242, 0, vec![0], "/")),
+        ] {
+            let home = home.into();
+            assert_eq!(
+                id(spec).unwrap(),
+                Identity {
+                    uid,
+                    gid,
+                    groups,
+                    home
+                },
+                "{spec}"
+            );
+        }
         assert_eq!(id("4242:4343").unwrap().groups, vec![4343]);
     }
 

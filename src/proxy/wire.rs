@@ -255,22 +255,14 @@ mod tests {
         let q = query_message(9, "x.test.", RecordType::A);
         let question = q.queries[0].clone();
         let heard = |r: &Message| read_reply(&r.to_vec().unwrap(), 9, &question);
-        assert_eq!(
-            heard(&response(&q, ResponseCode::NoError)),
-            Some(Heard::NoData)
-        );
-        assert_eq!(
-            heard(&response(&q, ResponseCode::NXDomain)),
-            Some(Heard::NxDomain)
-        );
-        assert_eq!(
-            heard(&response(&q, ResponseCode::ServFail)),
-            Some(Heard::Failed)
-        );
-        assert_eq!(
-            heard(&response(&q, ResponseCode::Refused)),
-            Some(Heard::Failed)
-        );
+        for (rcode, expected) in [
+            (ResponseCode::NoError, Heard::NoData),
+            (ResponseCode::NXDomain, Heard::NxDomain),
+            (ResponseCode::ServFail, Heard::Failed),
+            (ResponseCode::Refused, Heard::Failed),
+        ] {
+            assert_eq!(heard(&response(&q, rcode)), Some(expected), "{rcode:?}");
+        }
         // A REFUSED without the question still says this server has nothing.
         let mut bare = Message::response(9, OpCode::Query);
         bare.metadata.response_code = ResponseCode::Refused;
