@@ -512,6 +512,51 @@ pub fn check(input: &[u8]) {
         shown(&out),
         shown(&twice)
     );
+
+    check_proxy(input, out != input);
+}
+
+/// R8 on any input, judged by the independent models: where the proxy changes the file, glibc
+/// and musl each read the proxy and nothing else, and every line that is no nameserver line for
+/// either library stays, in order; it changes a file only where a drop would; a second pass
+/// changes nothing.
+fn check_proxy(input: &[u8], drop_changes: bool) {
+    let listen: IpAddr = "127.0.0.153".parse().unwrap();
+    let out = fixed(input, Policy::Proxy(listen));
+    let (input_s, out_s) = (shown(input), shown(&out));
+    if !drop_changes {
+        assert!(
+            out == input,
+            "the proxy changed what a drop keeps: {input_s} -> {out_s}"
+        );
+        return;
+    }
+    if glibc(&out).contains(&listen) || musl(&out).contains(&listen) {
+        assert_eq!(glibc(&out), [listen], "glibc: {input_s} -> {out_s}");
+        assert_eq!(musl(&out), [listen], "musl: {input_s} -> {out_s}");
+        // The proxy's line aside, the output is the input less whole lines, in order, and each
+        // line that went is a `nameserver` line.
+        let proxy_line = format!("nameserver {listen}\n");
+        let at = out
+            .windows(proxy_line.len())
+            .position(|w| w == proxy_line.as_bytes())
+            .unwrap_or_else(|| panic!("no proxy line: {input_s} -> {out_s}"));
+        let without = [&out[..at], &out[at + proxy_line.len()..]].concat();
+        let removed = removed_lines(input, &without)
+            .unwrap_or_else(|| panic!("not the input less whole lines: {input_s} -> {out_s}"));
+        for line in removed {
+            assert!(
+                line.starts_with(b"nameserver"),
+                "removed {}: {input_s} -> {out_s}",
+                shown(line)
+            );
+        }
+    } else {
+        // The proxy's line would not read right (a NUL byte before it): the plan dropped instead.
+        check_output(input, &out);
+    }
+    let twice = fixed(&out, Policy::Proxy(listen));
+    assert!(twice == out, "proxy second pass changed {out_s}");
 }
 
 /// The invariants that relate a file to what a fix made of it; panics on a violation.
