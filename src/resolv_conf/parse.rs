@@ -185,23 +185,34 @@ fn nameserver(raw: &[u8]) -> Option<Nameserver> {
     }
     let text = c_text(raw);
     let rest = text.strip_prefix(b"nameserver")?;
-    // glibc requires a blank after the keyword; musl accepts any white space there too, but a
-    // line like "nameserver\r1.2.3.4" exists in no real file.
-    if !matches!(rest.first(), Some(b' ' | b'\t')) {
+    // glibc's MATCH wants a space or a tab after the keyword and skips spaces and tabs before the
+    // address; musl wants any isspace() byte there (\v, \f and \r too) and skips those. The
+    // fuzzer's models found "nameserver\v127.0.0.1", a server musl asks and glibc never sees.
+    let first = *rest.first()?;
+    if !is_musl_space(first) {
         return None;
     }
-    let value = trim_start(rest);
-    let glibc_token = token(value, |b| matches!(b, b' ' | b'\t'));
-    let glibc = address(glibc_token);
-    let musl_token = token(value, |b| b.is_ascii_whitespace() || b == 0x0b);
-    // Both libraries end the address at the same byte on almost every line: parse it once.
-    let musl = if musl_token == glibc_token {
+    let glibc_reads = matches!(first, b' ' | b'\t');
+    let glibc_token = token(trim_start(rest), |b| matches!(b, b' ' | b'\t'));
+    let glibc = address(glibc_token).filter(|_| glibc_reads);
+    let musl_value = &rest[rest
+        .iter()
+        .position(|&b| !is_musl_space(b))
+        .unwrap_or(rest.len())..];
+    let musl_token = token(musl_value, is_musl_space);
+    // Both libraries read the same address on almost every line: parse it once.
+    let musl = if glibc_reads && musl_token == glibc_token {
         glibc
     } else {
         address(musl_token)
     }
     .filter(|_| musl_reads_scope(musl_token));
     Some(Nameserver { glibc, musl })
+}
+
+/// C's isspace(): space, \t, \n, \v, \f, \r.
+fn is_musl_space(b: u8) -> bool {
+    b.is_ascii_whitespace() || b == 0x0b
 }
 
 /// musl takes an IPv6 scope only as a number (`fe80::1%2`); a name (`%eth0`) counts only for a
@@ -349,6 +360,16 @@ mod tests {
                 musl: None
             })
         );
+    }
+
+    #[test]
+    fn musl_takes_any_white_space_after_the_keyword_glibc_only_a_blank() {
+        let n = ns("nameserver\x0b127.0.0.1\n").unwrap();
+        assert_eq!((n.glibc, n.musl), (None, v4(127, 0, 0, 1)));
+        let n = ns("nameserver \x0c10.0.0.2\n").unwrap();
+        assert_eq!((n.glibc, n.musl), (None, v4(10, 0, 0, 2)));
+        // So a drop must take a 127.0.0.11 that only musl reads.
+        assert!(ns("nameserver\x0b127.0.0.11\n").unwrap().is_embedded());
     }
 
     #[test]
