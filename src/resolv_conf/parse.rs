@@ -193,15 +193,20 @@ fn nameserver(raw: &[u8]) -> Option<Nameserver> {
         return None;
     }
     let glibc_reads = matches!(first, b' ' | b'\t');
-    let glibc_token = token(trim_start(rest), |b| matches!(b, b' ' | b'\t'));
+    let value = trim_start(rest);
+    let glibc_token = token(value, |b| matches!(b, b' ' | b'\t'));
     let glibc = address(glibc_token).filter(|_| glibc_reads);
-    let musl_value = &rest[rest
-        .iter()
-        .position(|&b| !is_musl_space(b))
-        .unwrap_or(rest.len())..];
+    // musl starts where glibc does, unless another isspace() byte (\v, \f, \r) comes first.
+    let musl_value = match value.iter().position(|&b| !is_musl_space(b)) {
+        Some(0) => value,
+        Some(start) => &value[start..],
+        None => &[],
+    };
     let musl_token = token(musl_value, is_musl_space);
-    // Both libraries read the same address on almost every line: parse it once.
-    let musl = if glibc_reads && musl_token == glibc_token {
+    // Both libraries read the same bytes on almost every line: parse them once. The tokens
+    // start at one place then, so their lengths tell (no byte compare, which is musl's slow bcmp).
+    let same = musl_token.as_ptr() == glibc_token.as_ptr() && musl_token.len() == glibc_token.len();
+    let musl = if glibc_reads && same {
         glibc
     } else {
         address(musl_token)
