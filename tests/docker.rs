@@ -915,7 +915,7 @@ const WEB_ALIAS: &str = "web";
 
 /// /probe's steps: the file, then ROUNDS times the other container's name, its alias and an
 /// IPv6-only outside name, then who runs.
-fn project_steps<'a>(web_name: &'a str) -> Vec<&'a str> {
+fn project_steps(web_name: &str) -> Vec<&str> {
     let mut steps = vec!["file", RESOLV_CONF];
     for _ in 0..ROUNDS {
         steps.extend([
