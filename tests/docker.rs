@@ -57,7 +57,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use harness::{
-    app_image, lines, nameservers, parse_report, ready, report_of, seed_net, shim_image,
+    app_image, dns_image, lines, nameservers, parse_report, ready, report_of, seed_net, shim_image,
     shim_lines, user_1000_image, work_dir, Container, Engine, Era, FileSnap, Libc, Lookup, Need,
     Report, DUAL, DUAL_A, DUAL_AAAA, V6ONLY, V6ONLY_AAAA,
 };
@@ -102,6 +102,7 @@ on_each_engine!(
     check_dns_json,
     check_dns_text,
     shim_image_holds_only_shim_and_the_example_image_runs_it_as_entrypoint,
+    compose_names_and_ipv6_dns_through_the_proxy,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -903,6 +904,250 @@ fn check_dns_text(e: Engine) {
     let verdict = field("verdict:");
     assert!(verdict.starts_with("OK"), "{stdout}");
     assert!(verdict.contains(V6ONLY_AAAA), "{stdout}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A compose-like project: names of other containers and IPv6 DNS together (R8, `--embedded proxy`).
+
+/// How many times the app looks up each name: musl's race without the proxy loses often enough
+/// to show in this many.
+const ROUNDS: usize = 20;
+
+/// The other service's network alias (what compose names a service by).
+const WEB_ALIAS: &str = "web";
+
+/// /probe's steps: the file, then ROUNDS times the other container's name, its alias and an
+/// IPv6-only outside name, then who runs.
+fn project_steps(web_name: &str) -> Vec<&str> {
+    let mut steps = vec!["file", RESOLV_CONF];
+    for _ in 0..ROUNDS {
+        steps.extend([
+            "lookup", "any", web_name, "lookup", "any", WEB_ALIAS, "lookup", "6", V6ONLY,
+        ]);
+    }
+    steps.extend(["self", "ps"]);
+    steps
+}
+
+/// The lines of a file other than its `nameserver` lines (search, options, comments).
+fn other_lines(content: &str) -> Vec<&str> {
+    content
+        .lines()
+        .filter(|l| !l.starts_with("nameserver"))
+        .collect()
+}
+
+/// "median/max ms, failures" of the lookups of `name`, for the log.
+fn summary(lookups: &[Lookup], name: &str) -> String {
+    let mut ms: Vec<f64> = lookups
+        .iter()
+        .filter(|l| l.name == name)
+        .map(|l| l.ms)
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    let failed = lookups
+        .iter()
+        .filter(|l| l.name == name && l.status != "ok")
+        .count();
+    format!(
+        "median {:.1} ms, max {:.1} ms, {failed}/{} failed",
+        ms.get(ms.len() / 2).copied().unwrap_or(f64::NAN),
+        ms.last().copied().unwrap_or(f64::NAN),
+        ms.len()
+    )
+}
+
+fn compose_names_and_ipv6_dns_through_the_proxy(e: Engine, test: &str) {
+    if !ready(
+        test,
+        &[Need::Engine(e), Need::Gcc, Need::MuslGcc, Need::Dnsmasq],
+    ) {
+        return;
+    }
+    let era = e.era();
+    let net = seed_net(e);
+    // The other service: a container on the project's network, with an alias, that waits.
+    let web = Container::run_detached(
+        e,
+        "web",
+        &[
+            "--network",
+            &net.name,
+            "--network-alias",
+            WEB_ALIAS,
+            "--entrypoint",
+            "/probe",
+            app_image(e, Libc::Glibc),
+            "wait",
+        ],
+    );
+    web.wait_for_stdout("ready", Duration::from_secs(20));
+    let web_v4 = web.inspect("{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}");
+    let web_v6 = web.inspect("{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}{{end}}");
+    let web_addrs = [web_v4.as_str(), web_v6.as_str()];
+    let steps = project_steps(&web.name);
+    // The project's upstream: a resolver that, like a public one, knows the outside name and
+    // answers NXDOMAIN for every other name, a container's included (the seed network's server
+    // answers REFUSED outside its zone, which musl ignores: no race to see there).
+    let upstream = net
+        .dns_v6
+        .strip_suffix("::53")
+        .map(|prefix| format!("{prefix}::54"))
+        .expect("the seed server's address ends in ::53");
+    let host_record = format!("--host-record={V6ONLY},{V6ONLY_AAAA}");
+    let resolver = Container::run_detached(
+        e,
+        "upstream",
+        &[
+            "--network",
+            &net.name,
+            "--ip6",
+            &upstream,
+            dns_image(e),
+            "/usr/sbin/dnsmasq",
+            "--keep-in-foreground",
+            "--log-facility=-",
+            "--no-resolv",
+            "--no-hosts",
+            "--no-poll",
+            "--user=root",
+            "--pid-file=",
+            "--local=/#/",
+            &host_record,
+        ],
+    );
+    let start = Instant::now();
+    while !resolver.logs().1.contains("started") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "dnsmasq did not start: {:?}",
+            resolver.logs()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let dns_args = ["--network", net.name.as_str(), "--dns", upstream.as_str()];
+
+    // The app, with glibc and with musl: shim as ENTRYPOINT with `--embedded proxy`, and the
+    // image's own ENTRYPOINT with SHIM_EMBEDDED=auto (shim is PID 1 in both); and, as the
+    // contrast, musl with no shim on the engine's file.
+    let proxy_run = |libc: Libc| {
+        let mut args = dns_args.to_vec();
+        args.extend([
+            "-e",
+            "SHIM_LOG=info",
+            "--entrypoint",
+            "/shim",
+            app_image(e, libc),
+        ]);
+        args.extend(["--embedded", "proxy", "--", "/probe"]);
+        args.extend(&steps);
+        args
+    };
+    let auto_run = |libc: Libc| {
+        let mut args = dns_args.to_vec();
+        args.extend(["-e", "SHIM_LOG=info", "-e", "SHIM_EMBEDDED=auto"]);
+        args.extend([app_image(e, libc), "/probe"]);
+        args.extend(&steps);
+        args
+    };
+    let mut baseline = dns_args.to_vec();
+    baseline.extend(["--entrypoint", "/probe", app_image(e, Libc::Musl)]);
+    baseline.extend(&steps);
+    let runs = [
+        ("glibc, --embedded proxy", proxy_run(Libc::Glibc)),
+        ("musl, --embedded proxy", proxy_run(Libc::Musl)),
+        ("glibc, SHIM_EMBEDDED=auto", auto_run(Libc::Glibc)),
+        ("musl, SHIM_EMBEDDED=auto", auto_run(Libc::Musl)),
+    ];
+    let (outputs, baseline_out) = thread::scope(|s| {
+        let handles: Vec<_> = runs
+            .iter()
+            .map(|(_, args)| s.spawn(|| Container::run(e, "project-app", args)))
+            .collect();
+        let base = s.spawn(|| Container::run(e, "project-noshim", &baseline));
+        let outputs: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect();
+        (outputs, base.join().expect("thread"))
+    });
+
+    // Without shim: the engine's file, and what musl makes of it.
+    let base = report_of("musl without shim", &baseline_out.1);
+    let written = &base.files[0].content;
+    println!(
+        "{test}: Docker {} wrote:\n{written}",
+        e.version().unwrap_or("?")
+    );
+    assert_engine_file(era, written, &upstream);
+    println!(
+        "{test}: musl without shim: {}: {}; {WEB_ALIAS}: {}; {V6ONLY}: {}",
+        web.name,
+        summary(&base.lookups, &web.name),
+        summary(&base.lookups, WEB_ALIAS),
+        summary(&base.lookups, V6ONLY)
+    );
+
+    for ((how, _), (_c, out)) in runs.iter().zip(&outputs) {
+        let report = report_of(how, out);
+        let content = &report.files[0].content;
+        match era {
+            // R8: the proxy is the only nameserver; search and options stay.
+            Era::Legacy => assert_eq!(nameservers(content), ["127.0.0.153"], "{how}: {content}"),
+            // R3: Docker >= 26 forwards to the upstreams itself; the file is kept and no proxy
+            // starts.
+            Era::Modern => assert_eq!(content, written, "{how}: kept as written"),
+        }
+        assert_eq!(other_lines(content), other_lines(written), "{how}");
+        assert_eq!(report.lookups.len(), 3 * ROUNDS, "{how}");
+        let stderr = common::stderr(out);
+        // Every lookup right and fast; all the wrong ones named at once, with what shim said.
+        let wrong: Vec<&Lookup> = report
+            .lookups
+            .iter()
+            .filter(|lookup| {
+                let expected: BTreeSet<&str> = if lookup.name == V6ONLY {
+                    [V6ONLY_AAAA].into()
+                } else {
+                    web_addrs.into()
+                };
+                let got: BTreeSet<&str> = lookup.addrs.iter().map(String::as_str).collect();
+                lookup.status != "ok" || got != expected || lookup.ms >= FAST_MS
+            })
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "{how}: {} of {} lookups failed, answered other addresses than {web_addrs:?} / \
+             {V6ONLY_AAAA}, or took {FAST_MS} ms or more: {wrong:#?}\nshim said:\n{stderr}",
+            wrong.len(),
+            report.lookups.len()
+        );
+        assert_shim_is_pid1_parent(&report);
+        // The proxy is a thread of shim, not a process: PID 1 and the app, nothing else.
+        assert_eq!(report.procs.len(), 2, "{how}: {:?}", report.procs);
+        let said = shim_lines(&stderr)
+            .into_iter()
+            .filter(|l| l.contains("now names only shim's proxy"))
+            .count();
+        let expected_said = match era {
+            Era::Legacy => 1,
+            Era::Modern => 0,
+        };
+        assert_eq!(
+            said, expected_said,
+            "{how}: one info line where the proxy starts, none elsewhere:\n{stderr}"
+        );
+        if *how == "glibc, --embedded proxy" {
+            println!("{test}: {how}: shim said:\n{stderr}");
+        }
+        println!(
+            "{test}: {how}: {}: {}; {WEB_ALIAS}: {}; {V6ONLY}: {}",
+            web.name,
+            summary(&report.lookups, &web.name),
+            summary(&report.lookups, WEB_ALIAS),
+            summary(&report.lookups, V6ONLY)
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
