@@ -957,13 +957,11 @@ fn summary(lookups: &[Lookup], name: &str) -> String {
     )
 }
 
-fn compose_names_and_ipv6_dns_through_the_proxy(e: Engine, test: &str) {
-    if !ready(
-        test,
-        &[Need::Engine(e), Need::Gcc, Need::MuslGcc, Need::Dnsmasq],
-    ) {
+fn compose_names_and_ipv6_dns_through_the_proxy(e: Engine) {
+    if !ready(&[Need::Engine(e), Need::Gcc, Need::MuslGcc, Need::Dnsmasq]) {
         return;
     }
+    let test = common::test_name();
     let era = e.era();
     let net = seed_net(e);
     // The other service: a container on the project's network, with an alias, that waits.
