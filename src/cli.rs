@@ -403,27 +403,30 @@ pub fn signal_number(text: &[u8]) -> Option<c_int> {
         .map(|&(_, n)| n)
 }
 
-/// The values of a repeatable flag, or else its variable as a list (commas or white space).
+/// The values of a repeatable flag, or else its variable as a list (commas or white space), with
+/// where they came from; None when neither is given (the plain start pays one lookup, no more).
 fn list(
     flags: Vec<OsString>,
     name: &'static str,
     var: &'static str,
     env: &impl Fn(&str) -> Option<OsString>,
-) -> Result<(Vec<OsString>, &'static str), Usage> {
-    if flags.is_empty() {
-        let value = env(var).unwrap_or_default();
-        let items = value
-            .as_bytes()
-            .split(|&b| b == b',' || b.is_ascii_whitespace())
-            .filter(|item| !item.is_empty())
-            .map(|item| OsStr::from_bytes(item).to_owned())
-            .collect();
-        return Ok((items, var));
+) -> Result<Option<(Vec<OsString>, &'static str)>, Usage> {
+    if !flags.is_empty() {
+        if flags.iter().any(|value| value.is_empty()) {
+            given(Some(OsString::new()), name, None, env)?;
+        }
+        return Ok(Some((flags, name)));
     }
-    if flags.iter().any(|value| value.is_empty()) {
-        given(Some(OsString::new()), name, None, env)?;
-    }
-    Ok((flags, name))
+    let Some(value) = env(var) else {
+        return Ok(None);
+    };
+    let items = value
+        .as_bytes()
+        .split(|&b| b == b',' || b.is_ascii_whitespace())
+        .filter(|item| !item.is_empty())
+        .map(|item| OsStr::from_bytes(item).to_owned())
+        .collect();
+    Ok(Some((items, var)))
 }
 
 /// `-r FROM:TO`. SIGKILL and SIGSTOP never reach shim, and SIGCHLD is how shim sees its children
@@ -522,15 +525,18 @@ fn options(flags: Flags, env: &impl Fn(&str) -> Option<OsString>) -> Result<Opti
         None => None,
         Some((name, source)) => Some(text(name, source)?),
     };
-    let (items, source) = list(flags.rewrite, "--rewrite", "SHIM_REWRITE", env)?;
-    let rewrite = items
-        .iter()
-        .map(|item| rewrite(item, source))
-        .collect::<Result<_, _>>()?;
+    let rewrite = match list(flags.rewrite, "--rewrite", "SHIM_REWRITE", env)? {
+        None => Vec::new(),
+        Some((items, source)) => items
+            .iter()
+            .map(|item| rewrite(item, source))
+            .collect::<Result<_, _>>()?,
+    };
     let mut exit_zero = Codes::default();
-    let (items, source) = list(flags.exit_zero, "--exit-zero", "SHIM_EXIT_ZERO", env)?;
-    for item in &items {
-        exit_zero.insert(exit_code(item, source)?);
+    if let Some((items, source)) = list(flags.exit_zero, "--exit-zero", "SHIM_EXIT_ZERO", env)? {
+        for item in &items {
+            exit_zero.insert(exit_code(item, source)?);
+        }
     }
     let pdeathsig = match given(flags.pdeathsig, "--pdeathsig", Some("SHIM_PDEATHSIG"), env)? {
         None => None,

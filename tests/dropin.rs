@@ -97,6 +97,7 @@ fn trapping_app(dir: &TempDir) -> String {
         "app",
         "log=$1\n\
          for s in TERM QUIT INT HUP USR1 USR2; do trap \"echo $s >> $log\" $s; done\n\
+         echo $$ > $log.pid\n\
          echo ready >> $log\n\
          while [ ! -e $log.stop ]; do sleep 0.02; done\n\
          exit 7\n",
@@ -259,7 +260,11 @@ fn the_parent_death_signal_reaches_the_app_when_shims_parent_dies() {
         let (mut parent, shim) = match how {
             As::Pid1 => {
                 let mut cmd = command(how, &args);
-                let parent = ChildGuard::spawn(cmd.stdin(Stdio::null()).stdout(Stdio::null()));
+                let parent = ChildGuard::spawn(
+                    cmd.stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null()),
+                );
                 let shim = wait_for(|| common::first_child(parent.pid()), "shim");
                 (parent, shim)
             }
@@ -269,13 +274,16 @@ fn the_parent_death_signal_reaches_the_app_when_shims_parent_dies() {
                     .arg(common::shim())
                     .args(shim_args(how, &args))
                     .stdin(Stdio::null())
-                    .stdout(Stdio::null());
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
                 let parent = ChildGuard::spawn(&mut cmd);
                 let shim = wait_for(|| common::first_child(parent.pid()), "shim");
                 (parent, shim)
             }
         };
         let _shim = KillOnDrop(shim);
+        // Not PID 1, the app outlives shim's end; as PID 1 it dies with the namespace.
+        let _app = (how != As::Pid1).then(|| PidFileGuard(dir.path("log.pid")));
         wait_logged(&dir, "ready");
         assert!(!dir.read("log").contains("USR2"));
         kill(parent.pid(), libc::SIGKILL);
