@@ -56,6 +56,7 @@ Options [environment variable used when the flag is absent; an empty one counts 
 
 Exit status:
   any     the app's own status, whatever it is
+  0       also when the app's status is one given to -e/--exit-zero
   128+N   the app was killed by signal N
   127     the command was not found
   126     the command was found but is not executable
@@ -100,7 +101,7 @@ pub struct Options {
 
 impl Options {
     /// Whether an option asks for work only a parent can do (rewrite a signal, remap a status):
-    /// shim then stays as the app's parent even when not PID 1, as with `--supervise`.
+    /// shim then stays as the app's parent even when not PID 1, as with `--supervise` (I4, I11).
     pub fn needs_parent(&self) -> bool {
         self.supervise || !self.rewrite.is_empty() || !self.exit_zero.is_empty()
     }
@@ -429,8 +430,8 @@ fn list(
     Ok(Some((items, var)))
 }
 
-/// `-r FROM:TO`. SIGKILL and SIGSTOP never reach shim, and SIGCHLD is how shim sees its children
-/// end: none of them can be rewritten.
+/// `-r FROM:TO` (I10). SIGKILL and SIGSTOP never reach shim, and SIGCHLD is how shim sees its
+/// children end: none of them can be rewritten.
 fn rewrite(item: &OsStr, source: &str) -> Result<(c_int, c_int), Usage> {
     let bad = |why: &str| Usage(format!("{source} '{}': {why}", shown(item)));
     let bytes = item.as_bytes();

@@ -72,7 +72,7 @@ unsafe fn c_args(argc: c_int, argv: *const *const c_char) -> Vec<&'static CStr> 
 
 fn run(options: &Options, command: &[&CStr]) -> ! {
     let signals = supervisor::hold_signals();
-    // --pdeathsig first: a parent that dies while we fix the file must be noticed.
+    // --pdeathsig first: a parent that dies while we fix the file must be noticed (I12).
     let parent = options.pdeathsig.map(|_| nix::unistd::getppid());
     let watch = |orphaned: Option<i32>| {
         let (signo, parent) = options.pdeathsig.zip(parent)?;
@@ -103,7 +103,7 @@ fn run(options: &Options, command: &[&CStr]) -> ! {
             error!("{e}; not starting the app");
             exit(1);
         }
-        // The kernel clears the parent-death signal on a change of credentials.
+        // The kernel clears the parent-death signal on a change of credentials (I12).
         orphaned = watch(orphaned);
     }
     let how = supervisor::Supervision {

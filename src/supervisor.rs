@@ -90,7 +90,7 @@ pub fn run(argv: &[&CStr], signals: HeldSignals, how: Supervision) -> ! {
         // it would kill shim before the app starts (R5).
         let sigpipe_from_outside = discard_own_sigpipe();
         if let Some(signo) = how.orphaned {
-            // Pending until the mask is restored: it takes its effect on shim as on the app.
+            // I12: pending until the mask is restored, it takes its effect on shim as on the app.
             // SAFETY: raise has no memory-safety preconditions.
             unsafe { libc::raise(signo) };
         }
@@ -118,10 +118,11 @@ pub fn run(argv: &[&CStr], signals: HeldSignals, how: Supervision) -> ! {
     let app = spawn(argv, &signals.original, sigchld_ignored);
     shed_startup_pages();
     if let Some(signo) = how.orphaned {
-        // Our parent died before the kernel was asked to tell us: it is told now, as if it had.
+        // Our parent died before the kernel was asked to tell us: it is told now, as if it had
+        // (I12).
         pass_on(signo, app, &how);
     }
-    // Job control is a shell's, for a shim under a shell; as PID 1 none of it applies (I1).
+    // Job control is a shell's, for a shim under a shell; as PID 1 none of it applies (I1, I13).
     let jobs = (!pid1).then(|| Jobs {
         tty: isatty(std::io::stdin().as_fd()).unwrap_or(false),
     });
@@ -129,11 +130,12 @@ pub fn run(argv: &[&CStr], signals: HeldSignals, how: Supervision) -> ! {
     if !how.grace.is_zero() {
         end_leftovers(&fd, app, pid1, how.grace);
     } else if how.term_leftovers {
-        // dumb-init's end: every leftover is told, none is waited for. As PID 1, our exit then
+        // dumb-init's end (H2): every leftover is told, none is waited for. As PID 1, our exit then
         // makes the kernel SIGKILL the rest of the namespace, as it does after dumb-init.
         leftovers(app, pid1).signal(Signal::SIGTERM, &mut Vec::new());
     }
     if how.exit_zero.contains(status) {
+        // I11: tini's -e, for an app whose stop by SIGTERM (143) is no failure.
         debug!("the app's status {status} is reported as 0 (--exit-zero)");
         exit(0)
     }
@@ -276,7 +278,7 @@ fn next_signal(fd: &SignalFd) -> Option<libc::signalfd_siginfo> {
     }
 }
 
-/// Forward a signal shim received, rewritten as `-r` asks.
+/// Forward a signal shim received, rewritten as `-r` asks (I10).
 fn pass_on(signo: c_int, app: Pid, how: &Supervision) {
     match how.rewrite.iter().find(|&&(from, _)| from == signo) {
         None => forward(signo, app, how.pgroup),
@@ -285,8 +287,8 @@ fn pass_on(signo: c_int, app: Pid, how: &Supervision) {
     }
 }
 
-/// Job control for a shim that a shell started (not PID 1): the shell waits for shim, not for
-/// the app, so shim's state is what the shell shows.
+/// Job control for a shim that a shell started (not PID 1, I13): the shell waits for shim, not
+/// for the app, so shim's state is what the shell shows.
 struct Jobs {
     /// stdin is a terminal: the app's group is its foreground group while it runs (I8).
     tty: bool,
@@ -543,7 +545,7 @@ fn shed_startup_pages() {
     }
 }
 
-/// `--pdeathsig`: ask the kernel for `signo` when our parent dies. Returns true when the parent
+/// `--pdeathsig` (I12): ask the kernel for `signo` when our parent dies. Returns true when the parent
 /// is already gone: one that died before the prctl is never reported by the kernel, but it left
 /// us with another parent than the one seen first (`parent`).
 ///

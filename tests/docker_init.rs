@@ -14,7 +14,7 @@ mod common;
 mod harness;
 
 use harness::{
-    app_image, nameservers, ready, report_of, seed_net, Container, Engine, Era, Libc, Need,
+    app_image, nameservers, parse_report, ready, seed_net, Container, Engine, Era, Libc, Need,
 };
 
 /// The commit `docker info` read from the engine's init, when it answers.
@@ -63,7 +63,7 @@ fn docker_run_init_with_shim_as_init_path_runs_shim_as_pid1() {
     };
     let (_c, out) = run(&[]);
     assert_eq!(out.status.code(), Some(64), "{}", common::stderr(&out));
-    let report = report_of("--init", &out);
+    let report = parse_report(&common::stdout(&out));
     let me = &report.selves[0];
     let comms: Vec<(u32, u32, &str)> = report
         .procs
