@@ -17,6 +17,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use nix::libc::{self, c_int};
+
 use crate::log::Level;
 use crate::privileges::UserSpec;
 
@@ -40,6 +42,10 @@ Options [environment variable used when the flag is absent; an empty one counts 
       --user USER[:GROUP]  after the fix, run the app as USER (and GROUP), each a name or a number [SHIM_USER, default none]
       --supervise          when not PID 1, stay as a subreaper and supervise instead of exec [SHIM_SUPERVISE=1, default off]
       --grace MS           once the app exits, SIGTERM what is left, wait up to MS, then SIGKILL [SHIM_GRACE_MS, default 0]
+      --term-leftovers     once the app exits, SIGTERM what is left and exit at once, no wait, no SIGKILL (dumb-init's way; --grace wins) [SHIM_TERM_LEFTOVERS=1, default off]
+  -r, --rewrite FROM:TO    forward signal FROM as TO (names or numbers; TO 0 drops it); repeatable; keeps shim as the app's parent [SHIM_REWRITE, a list, default none]
+  -e, --exit-zero CODE     exit 0 when the app's status is CODE (143 = killed by SIGTERM); repeatable; keeps shim as the app's parent [SHIM_EXIT_ZERO, a list, default none]
+  -p, --pdeathsig SIGNAL   receive SIGNAL when shim's parent dies (forwarded to the app; after an exec, the app's) [SHIM_PDEATHSIG, default none]
   -v, --verbose            log more: -v info, -vv debug [SHIM_LOG=debug|info|warn|error, default warn]
   -q, --quiet              log errors only
       --check-dns          change nothing, explain what DNS looks like; exit 0 if AAAA for NAME resolves
@@ -50,6 +56,7 @@ Options [environment variable used when the flag is absent; an empty one counts 
 
 Exit status:
   any     the app's own status, whatever it is
+  0       also when the app's status is one given to -e/--exit-zero
   128+N   the app was killed by signal N
   127     the command was not found
   126     the command was found but is not executable
@@ -81,7 +88,41 @@ pub struct Options {
     pub user: Option<UserSpec>,
     pub supervise: bool,
     pub grace: Duration,
+    /// `--term-leftovers`: dumb-init's end, SIGTERM to what is left and exit at once.
+    pub term_leftovers: bool,
+    /// `-r FROM:TO`: signals forwarded as another (TO 0: dropped), in the order given.
+    pub rewrite: Vec<(c_int, c_int)>,
+    /// `-e CODE`: the app's statuses that shim reports as 0.
+    pub exit_zero: Codes,
+    /// `-p SIGNAL`: the parent-death signal.
+    pub pdeathsig: Option<c_int>,
     pub log_level: Level,
+}
+
+impl Options {
+    /// Whether an option asks for work only a parent can do (rewrite a signal, remap a status):
+    /// shim then stays as the app's parent even when not PID 1, as with `--supervise` (I4, I11).
+    pub fn needs_parent(&self) -> bool {
+        self.supervise || !self.rewrite.is_empty() || !self.exit_zero.is_empty()
+    }
+}
+
+/// A set of exit statuses, 0..=255: one bit each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Codes([u64; 4]);
+
+impl Codes {
+    pub fn insert(&mut self, code: u8) {
+        self.0[usize::from(code / 64)] |= 1 << (code % 64);
+    }
+
+    pub fn contains(&self, status: i32) -> bool {
+        u8::try_from(status).is_ok_and(|c| self.0[usize::from(c / 64)] & (1 << (c % 64)) != 0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0 == [0; 4]
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +158,10 @@ struct Flags {
     user: Option<OsString>,
     grace: Option<OsString>,
     name: Option<OsString>,
+    rewrite: Vec<OsString>,
+    exit_zero: Vec<OsString>,
+    pdeathsig: Option<OsString>,
+    term_leftovers: bool,
     strict: bool,
     pgroup: bool,
     supervise: bool,
@@ -147,6 +192,10 @@ pub fn parse<'a>(
             Long("user") => flags.user = Some(parser.value()?),
             Long("grace") => flags.grace = Some(parser.value()?),
             Long("name") => flags.name = Some(parser.value()?),
+            Short('r') | Long("rewrite") => flags.rewrite.push(parser.value()?),
+            Short('e') | Long("exit-zero") => flags.exit_zero.push(parser.value()?),
+            Short('p') | Long("pdeathsig") => flags.pdeathsig = Some(parser.value()?),
+            Long("term-leftovers") => flags.term_leftovers = true,
             Long("strict") => flags.strict = true,
             Short('g') | Long("pgroup") => flags.pgroup = true,
             Long("supervise") => flags.supervise = true,
@@ -208,6 +257,10 @@ fn at_once(mode: Mode<'static>) -> Invocation<'static> {
             user: None,
             supervise: false,
             grace: Duration::ZERO,
+            term_leftovers: false,
+            rewrite: Vec::new(),
+            exit_zero: Codes::default(),
+            pdeathsig: None,
             log_level: Level::Warn,
         },
         mode,
@@ -298,6 +351,121 @@ fn millis(given: Option<(OsString, &str)>, default: u64) -> Result<Duration, Usa
     }
 }
 
+/// Signal names as `kill -l` lists them on Linux, without the SIG.
+const SIGNALS: [(&str, c_int); 31] = [
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("ILL", libc::SIGILL),
+    ("TRAP", libc::SIGTRAP),
+    ("ABRT", libc::SIGABRT),
+    ("BUS", libc::SIGBUS),
+    ("FPE", libc::SIGFPE),
+    ("KILL", libc::SIGKILL),
+    ("USR1", libc::SIGUSR1),
+    ("SEGV", libc::SIGSEGV),
+    ("USR2", libc::SIGUSR2),
+    ("PIPE", libc::SIGPIPE),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("STKFLT", libc::SIGSTKFLT),
+    ("CHLD", libc::SIGCHLD),
+    ("CONT", libc::SIGCONT),
+    ("STOP", libc::SIGSTOP),
+    ("TSTP", libc::SIGTSTP),
+    ("TTIN", libc::SIGTTIN),
+    ("TTOU", libc::SIGTTOU),
+    ("URG", libc::SIGURG),
+    ("XCPU", libc::SIGXCPU),
+    ("XFSZ", libc::SIGXFSZ),
+    ("VTALRM", libc::SIGVTALRM),
+    ("PROF", libc::SIGPROF),
+    ("WINCH", libc::SIGWINCH),
+    ("IO", libc::SIGIO),
+    ("PWR", libc::SIGPWR),
+    ("SYS", libc::SIGSYS),
+];
+
+/// The kernel's highest signal number on x86 and arm (_NSIG - 1); real-time signals are numbers.
+const SIGNAL_MAX: c_int = 64;
+
+/// A signal as tini and dumb-init take one: `TERM`, `SIGTERM` (any case) or a number, 1..=64.
+pub fn signal_number(text: &[u8]) -> Option<c_int> {
+    if let Some(n) = std::str::from_utf8(text).ok().and_then(|t| t.parse().ok()) {
+        return (1..=SIGNAL_MAX).contains(&n).then_some(n);
+    }
+    let name = match text.get(..3) {
+        Some(sig) if sig.eq_ignore_ascii_case(b"SIG") => &text[3..],
+        _ => text,
+    };
+    SIGNALS
+        .iter()
+        .find(|(known, _)| known.as_bytes().eq_ignore_ascii_case(name))
+        .map(|&(_, n)| n)
+}
+
+/// The values of a repeatable flag, or else its variable as a list (commas or white space), with
+/// where they came from; None when neither is given (the plain start pays one lookup, no more).
+fn list(
+    flags: Vec<OsString>,
+    name: &'static str,
+    var: &'static str,
+    env: &impl Fn(&str) -> Option<OsString>,
+) -> Result<Option<(Vec<OsString>, &'static str)>, Usage> {
+    if !flags.is_empty() {
+        if flags.iter().any(|value| value.is_empty()) {
+            given(Some(OsString::new()), name, None, env)?;
+        }
+        return Ok(Some((flags, name)));
+    }
+    let Some(value) = env(var) else {
+        return Ok(None);
+    };
+    let items = value
+        .as_bytes()
+        .split(|&b| b == b',' || b.is_ascii_whitespace())
+        .filter(|item| !item.is_empty())
+        .map(|item| OsStr::from_bytes(item).to_owned())
+        .collect();
+    Ok(Some((items, var)))
+}
+
+/// `-r FROM:TO` (I10). SIGKILL and SIGSTOP never reach shim, and SIGCHLD is how shim sees its
+/// children end: none of them can be rewritten.
+fn rewrite(item: &OsStr, source: &str) -> Result<(c_int, c_int), Usage> {
+    let bad = |why: &str| Usage(format!("{source} '{}': {why}", shown(item)));
+    let bytes = item.as_bytes();
+    let colon = bytes
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or_else(|| bad("expected FROM:TO, each a signal name or number (TO 0 drops FROM)"))?;
+    let (from, to) = (&bytes[..colon], &bytes[colon + 1..]);
+    let signal =
+        |text: &[u8]| signal_number(text).ok_or_else(|| bad("not a signal name or number 1-64"));
+    let from = signal(from)?;
+    let to = if to == b"0" { 0 } else { signal(to)? };
+    if matches!(from, libc::SIGKILL | libc::SIGSTOP) {
+        return Err(bad(
+            "SIGKILL and SIGSTOP cannot be caught, so not rewritten",
+        ));
+    }
+    if from == libc::SIGCHLD || to == libc::SIGCHLD {
+        return Err(bad("SIGCHLD is shim's own (it reaps children by it)"));
+    }
+    Ok((from, to))
+}
+
+fn exit_code(item: &OsStr, source: &str) -> Result<u8, Usage> {
+    item.to_str()
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| {
+            Usage(format!(
+                "{source} takes an exit status 0-255, got '{}'",
+                shown(item)
+            ))
+        })
+}
+
 fn options(flags: Flags, env: &impl Fn(&str) -> Option<OsString>) -> Result<Options, Usage> {
     let embedded = match given(flags.embedded, "--embedded", Some("SHIM_EMBEDDED"), env)? {
         None => Embedded::Drop,
@@ -358,6 +526,28 @@ fn options(flags: Flags, env: &impl Fn(&str) -> Option<OsString>) -> Result<Opti
         None => None,
         Some((name, source)) => Some(text(name, source)?),
     };
+    let rewrite = match list(flags.rewrite, "--rewrite", "SHIM_REWRITE", env)? {
+        None => Vec::new(),
+        Some((items, source)) => items
+            .iter()
+            .map(|item| rewrite(item, source))
+            .collect::<Result<_, _>>()?,
+    };
+    let mut exit_zero = Codes::default();
+    if let Some((items, source)) = list(flags.exit_zero, "--exit-zero", "SHIM_EXIT_ZERO", env)? {
+        for item in &items {
+            exit_zero.insert(exit_code(item, source)?);
+        }
+    }
+    let pdeathsig = match given(flags.pdeathsig, "--pdeathsig", Some("SHIM_PDEATHSIG"), env)? {
+        None => None,
+        Some((name, source)) => Some(signal_number(name.as_bytes()).ok_or_else(|| {
+            Usage(format!(
+                "{source} takes a signal name or number 1-64, got '{}'",
+                shown(&name)
+            ))
+        })?),
+    };
     let resolv_conf = given(
         flags.resolv_conf,
         "--resolv-conf",
@@ -378,6 +568,10 @@ fn options(flags: Flags, env: &impl Fn(&str) -> Option<OsString>) -> Result<Opti
             given(flags.grace, "--grace", Some("SHIM_GRACE_MS"), env)?,
             0,
         )?,
+        term_leftovers: switch(flags.term_leftovers, "SHIM_TERM_LEFTOVERS", env)?,
+        rewrite,
+        exit_zero,
+        pdeathsig,
         log_level,
     })
 }
@@ -553,6 +747,10 @@ mod tests {
             "--grace",
             "--check-dns",
             "SHIM_USER",
+            "--rewrite",
+            "SHIM_EXIT_ZERO",
+            "--pdeathsig",
+            "SHIM_TERM_LEFTOVERS",
         ] {
             assert!(text.contains(flag), "help lacks {flag}");
         }
@@ -603,6 +801,10 @@ mod tests {
             "SHIM_SUPERVISE",
             "SHIM_GRACE_MS",
             "SHIM_LOG",
+            "SHIM_REWRITE",
+            "SHIM_EXIT_ZERO",
+            "SHIM_PDEATHSIG",
+            "SHIM_TERM_LEFTOVERS",
         ];
         let empty: Vec<(&str, &str)> = vars.iter().map(|&v| (v, "")).collect();
         let defaults = run(&["--", "app"], &[]).unwrap();
@@ -619,6 +821,9 @@ mod tests {
             "--user",
             "--grace",
             "--name",
+            "--rewrite",
+            "--exit-zero",
+            "--pdeathsig",
         ] {
             let eq = format!("{flag}=");
             for args in [&[flag, "", "--", "app"][..], &[&eq, "--", "app"]] {
@@ -669,6 +874,149 @@ mod tests {
         let env = |var: &str| (var == "SHIM_RESOLV_CONF").then(|| odd.clone());
         let inv = parse(&[OsStr::new("app")], env).unwrap();
         assert_eq!(inv.options.resolv_conf.as_os_str(), odd);
+    }
+
+    #[test]
+    fn signals_by_name_or_number() {
+        for text in ["TERM", "SIGTERM", "term", "SigTerm", "15"] {
+            assert_eq!(
+                signal_number(text.as_bytes()),
+                Some(libc::SIGTERM),
+                "{text}"
+            );
+        }
+        assert_eq!(signal_number(b"WINCH"), Some(libc::SIGWINCH));
+        assert_eq!(signal_number(b"64"), Some(64));
+        for text in [
+            "",
+            "0",
+            "65",
+            "-1",
+            "SIG",
+            "TERMX",
+            "SIGSIGTERM",
+            " TERM",
+            "1.5",
+        ] {
+            assert_eq!(signal_number(text.as_bytes()), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn rewrite_exit_zero_pdeathsig_and_term_leftovers() {
+        let o = run(
+            &[
+                "-r",
+                "TERM:QUIT",
+                "--rewrite=2:0",
+                "-e",
+                "143",
+                "--exit-zero=7",
+                "-p",
+                "SIGKILL",
+                "--term-leftovers",
+                "app",
+            ],
+            &[("SHIM_REWRITE", "HUP:USR1"), ("SHIM_EXIT_ZERO", "1")],
+        )
+        .unwrap()
+        .options;
+        assert_eq!(
+            o.rewrite,
+            [(libc::SIGTERM, libc::SIGQUIT), (libc::SIGINT, 0)]
+        );
+        assert!(o.exit_zero.contains(143) && o.exit_zero.contains(7));
+        assert!(!o.exit_zero.contains(1) && !o.exit_zero.contains(0) && !o.exit_zero.contains(399));
+        assert_eq!(o.pdeathsig, Some(libc::SIGKILL));
+        assert!(o.term_leftovers && o.needs_parent() && !o.supervise);
+        let env = [
+            ("SHIM_REWRITE", "TERM:QUIT, INT:0\tUSR1:40"),
+            ("SHIM_EXIT_ZERO", "143,130 0"),
+            ("SHIM_PDEATHSIG", "hup"),
+            ("SHIM_TERM_LEFTOVERS", "1"),
+        ];
+        let o = run(&["app"], &env).unwrap().options;
+        assert_eq!(
+            o.rewrite,
+            [
+                (libc::SIGTERM, libc::SIGQUIT),
+                (libc::SIGINT, 0),
+                (libc::SIGUSR1, 40)
+            ]
+        );
+        assert!([143, 130, 0].iter().all(|&c| o.exit_zero.contains(c)));
+        assert!(!o.exit_zero.contains(255));
+        assert_eq!(o.pdeathsig, Some(libc::SIGHUP));
+        assert!(o.term_leftovers);
+        let o = run(&["-e", "255", "-e0", "app"], &[]).unwrap().options;
+        assert!(o.exit_zero.contains(255) && o.exit_zero.contains(0) && !o.exit_zero.contains(254));
+        // Nothing asked, nothing needing a parent.
+        let o = run(&["app"], &[("SHIM_REWRITE", " , ")]).unwrap().options;
+        assert!(o.rewrite.is_empty() && o.exit_zero.is_empty() && !o.needs_parent());
+    }
+
+    #[test]
+    fn bad_rewrites_exit_codes_and_signals_are_usage_errors() {
+        type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
+            (
+                &["-r", "TERM", "a"],
+                &[],
+                "--rewrite 'TERM': expected FROM:TO",
+            ),
+            (&["-r", "TERM:", "a"], &[], "--rewrite 'TERM:'"),
+            (&["-r", ":QUIT", "a"], &[], "--rewrite ':QUIT'"),
+            (&["-r", "TERM:BOGUS", "a"], &[], "not a signal"),
+            (&["-r", "0:TERM", "a"], &[], "not a signal"),
+            (&["-r", "TERM:65", "a"], &[], "not a signal"),
+            (&["-r", "KILL:TERM", "a"], &[], "cannot be caught"),
+            (&["-r", "SIGSTOP:0", "a"], &[], "cannot be caught"),
+            (&["-r", "19:0", "a"], &[], "cannot be caught"),
+            (&["-r", "CHLD:TERM", "a"], &[], "SIGCHLD"),
+            (&["-r", "TERM:CHLD", "a"], &[], "SIGCHLD"),
+            (&["-r", "TERM:QUIT:HUP", "a"], &[], "not a signal"),
+            (
+                &["a"],
+                &[("SHIM_REWRITE", "TERM:QUIT,KILL:0")],
+                "SHIM_REWRITE 'KILL:0'",
+            ),
+            (
+                &["-e", "256", "a"],
+                &[],
+                "--exit-zero takes an exit status 0-255, got '256'",
+            ),
+            (&["-e", "-1", "a"], &[], "--exit-zero"),
+            (&["--exit-zero", "x", "a"], &[], "--exit-zero"),
+            (
+                &["a"],
+                &[("SHIM_EXIT_ZERO", "143;130")],
+                "SHIM_EXIT_ZERO takes",
+            ),
+            (&["-p", "BOGUS", "a"], &[], "--pdeathsig takes a signal"),
+            (&["-p", "0", "a"], &[], "--pdeathsig"),
+            (&["a"], &[("SHIM_PDEATHSIG", "99")], "SHIM_PDEATHSIG"),
+            (
+                &["a"],
+                &[("SHIM_TERM_LEFTOVERS", "maybe")],
+                "SHIM_TERM_LEFTOVERS",
+            ),
+            (
+                &["--term-leftovers=1", "a"],
+                &[],
+                "--term-leftovers takes no value",
+            ),
+            (&["-r"], &[], "-r needs a value"),
+        ];
+        for (args, env, culprit) in cases {
+            let Usage(line) = run(args, env).unwrap_err();
+            assert!(line.contains(culprit), "{args:?} {env:?}: {line}");
+            assert!(!line.contains('\n'), "{args:?}: {line}");
+        }
+        // A flag given wins over its variable, even a bad one.
+        let o = run(&["-e", "1", "a"], &[("SHIM_EXIT_ZERO", "x")])
+            .unwrap()
+            .options;
+        assert!(o.exit_zero.contains(1));
     }
 
     #[test]

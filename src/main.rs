@@ -45,7 +45,13 @@ pub unsafe extern "C" fn main(
     log::set_level(options.log_level);
     match mode {
         Mode::Help(text) => print!("{text}"),
-        Mode::Version => println!("shim {}", env!("CARGO_PKG_VERSION")),
+        // As tini prints it: Docker's `docker info` reads the commit after " - git." of its
+        // init's (`init-path`) version line, and warns on any other shape.
+        Mode::Version => println!(
+            "shim version {} - git.{}",
+            env!("CARGO_PKG_VERSION"),
+            env!("BUILD_GIT_COMMIT")
+        ),
         Mode::CheckDns { name, json } => exit(check::run(&options, &name, json)),
         // The command is argv's tail (see `cli::parse`): hand the app the C strings themselves.
         Mode::Run(command) => run(&options, &argv[argv.len() - command.len()..]),
@@ -66,6 +72,13 @@ unsafe fn c_args(argc: c_int, argv: *const *const c_char) -> Vec<&'static CStr> 
 
 fn run(options: &Options, command: &[&CStr]) -> ! {
     let signals = supervisor::hold_signals();
+    // --pdeathsig first: a parent that dies while we fix the file must be noticed (I12).
+    let parent = options.pdeathsig.map(|_| nix::unistd::getppid());
+    let watch = |orphaned: Option<i32>| {
+        let (signo, parent) = options.pdeathsig.zip(parent)?;
+        orphaned.or(supervisor::watch_parent(signo, parent).then_some(signo))
+    };
+    let mut orphaned = watch(None);
     // Who the app will run as is settled before anything is written: an unknown name or an
     // unreadable /etc/passwd stops shim with the file as it was. The switch itself comes after
     // the fix and the probe, which need root.
@@ -90,12 +103,18 @@ fn run(options: &Options, command: &[&CStr]) -> ! {
             error!("{e}; not starting the app");
             exit(1);
         }
+        // The kernel clears the parent-death signal on a change of credentials (I12).
+        orphaned = watch(orphaned);
     }
     let how = supervisor::Supervision {
         pgroup: options.pgroup,
         // The proxy lives in shim's process: shim stays as the app's parent while it runs (R8).
-        supervise: options.supervise || proxied,
+        supervise: options.needs_parent() || proxied,
         grace: options.grace,
+        term_leftovers: options.term_leftovers,
+        rewrite: &options.rewrite,
+        exit_zero: options.exit_zero,
+        orphaned,
     };
     supervisor::run(command, signals, how)
 }
@@ -151,7 +170,7 @@ fn fix_resolv_conf(options: &Options) -> Fixed {
     let conf = resolv_conf::parse(&content);
     // auto asks 127.0.0.11 for the probe's name, if there is one.
     let name = || options.probe.as_deref().unwrap_or(policy::DEFAULT_NAME);
-    let stays_parent = supervisor::stays_parent(options.supervise);
+    let stays_parent = supervisor::stays_parent(options.needs_parent());
     let mut decision = policy::decide(&conf, options.embedded, stays_parent, || {
         dns::query(EMBEDDED.into(), name(), Family::Aaaa, options.probe_timeout)
     });

@@ -16,8 +16,11 @@ use nix::libc::{self, c_int, pid_t};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::unistd::{execvp, fork, getpid, isatty, setpgid, tcsetpgrp, ForkResult, Pid};
+use nix::unistd::{
+    execvp, fork, getpgrp, getpid, isatty, setpgid, tcgetpgrp, tcsetpgrp, ForkResult, Pid,
+};
 
+use crate::cli::Codes;
 use crate::{debug, error, warn};
 
 /// The kernel's fault signals. Held and read like every other signal: when the kernel raises one
@@ -40,13 +43,21 @@ pub struct HeldSignals {
 
 /// How to run the app once it is spawned.
 #[derive(Debug, Clone, Copy)]
-pub struct Supervision {
+pub struct Supervision<'a> {
     /// Forward signals to the app's whole process group (`-g`).
     pub pgroup: bool,
-    /// Stay as a subreaper even when not PID 1 (`--supervise`).
+    /// Stay as a subreaper even when not PID 1 (`--supervise`, and what needs a parent).
     pub supervise: bool,
     /// After the app exits, how long leftovers get between SIGTERM and SIGKILL (`--grace`).
     pub grace: Duration,
+    /// After the app exits, SIGTERM to leftovers and no wait (`--term-leftovers`).
+    pub term_leftovers: bool,
+    /// Signals forwarded as another, 0 for none (`-r`).
+    pub rewrite: &'a [(c_int, c_int)],
+    /// The app's statuses reported as 0 (`-e`).
+    pub exit_zero: Codes,
+    /// The parent-death signal, when the parent was gone before the kernel could send it.
+    pub orphaned: Option<c_int>,
 }
 
 /// Block every catchable signal. Call this first: what arrives from now on waits for the app (I5).
@@ -78,6 +89,11 @@ pub fn run(argv: &[&CStr], signals: HeldSignals, how: Supervision) -> ! {
         // A SIGPIPE that our own log line raised (stderr a pipe nobody reads) is not one of those:
         // it would kill shim before the app starts (R5).
         let sigpipe_from_outside = discard_own_sigpipe();
+        if let Some(signo) = how.orphaned {
+            // I12: pending until the mask is restored, it takes its effect on shim as on the app.
+            // SAFETY: raise has no memory-safety preconditions.
+            unsafe { libc::raise(signo) };
+        }
         signals
             .original
             .thread_set_mask()
@@ -101,9 +117,27 @@ pub fn run(argv: &[&CStr], signals: HeldSignals, how: Supervision) -> ! {
     let sigchld_ignored = take_sigchld();
     let app = spawn(argv, &signals.original, sigchld_ignored);
     shed_startup_pages();
-    let status = supervise(&fd, app, how.pgroup);
+    if let Some(signo) = how.orphaned {
+        // Our parent died before the kernel was asked to tell us: it is told now, as if it had
+        // (I12).
+        pass_on(signo, app, &how);
+    }
+    // Job control is a shell's, for a shim under a shell; as PID 1 none of it applies (I1, I13).
+    let jobs = (!pid1).then(|| Jobs {
+        tty: isatty(std::io::stdin().as_fd()).unwrap_or(false),
+    });
+    let status = supervise(&fd, app, &how, jobs);
     if !how.grace.is_zero() {
         end_leftovers(&fd, app, pid1, how.grace);
+    } else if how.term_leftovers {
+        // dumb-init's end (H2): every leftover is told, none is waited for. As PID 1, our exit then
+        // makes the kernel SIGKILL the rest of the namespace, as it does after dumb-init.
+        leftovers(app, pid1).signal(Signal::SIGTERM, &mut Vec::new());
+    }
+    if how.exit_zero.contains(status) {
+        // I11: tini's -e, for an app whose stop by SIGTERM (143) is no failure.
+        debug!("the app's status {status} is reported as 0 (--exit-zero)");
+        exit(0)
     }
     exit(status)
 }
@@ -189,7 +223,7 @@ fn spawn(argv: &[&CStr], original_mask: &SigSet, sigchld_ignored: bool) -> Pid {
 }
 
 /// Forward signals and reap children until the app exits; returns its exit status (I1..I3).
-fn supervise(fd: &SignalFd, app: Pid, pgroup: bool) -> i32 {
+fn supervise(fd: &SignalFd, app: Pid, how: &Supervision, jobs: Option<Jobs>) -> i32 {
     let me = getpid().as_raw();
     loop {
         let Some(info) = next_signal(fd) else {
@@ -197,11 +231,22 @@ fn supervise(fd: &SignalFd, app: Pid, pgroup: bool) -> i32 {
         };
         let signo = info.ssi_signo as c_int;
         if signo == libc::SIGCHLD {
-            if let Some(status) = reap(Some(app)) {
+            // Before the reaping: a stop is reported only to a wait that asks for stops.
+            let exited = jobs
+                .as_ref()
+                .filter(|jobs| jobs.tty)
+                .and_then(|jobs| jobs.follow_the_app(app));
+            if let Some(status) = reap(Some(app)).or(exited) {
                 return status;
             }
         } else if is_for_the_app(signo, info.ssi_code, info.ssi_pid as pid_t, me) {
-            forward(signo, app, pgroup);
+            pass_on(signo, app, how);
+            if let Some(jobs) = &jobs {
+                if matches!(signo, libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU) {
+                    // dumb-init's rule: a stop meant for the job stops shim too.
+                    jobs.stop_with(app);
+                }
+            }
         } else {
             debug!("signal {signo} (code {}) is not for the app", info.ssi_code);
         }
@@ -230,6 +275,59 @@ fn next_signal(fd: &SignalFd) -> Option<libc::signalfd_siginfo> {
             error!("reading signals failed: {e}");
             exit(1)
         }
+    }
+}
+
+/// Forward a signal shim received, rewritten as `-r` asks (I10).
+fn pass_on(signo: c_int, app: Pid, how: &Supervision) {
+    match how.rewrite.iter().find(|&&(from, _)| from == signo) {
+        None => forward(signo, app, how.pgroup),
+        Some(&(_, 0)) => debug!("signal {signo} dropped (--rewrite)"),
+        Some(&(_, to)) => forward(to, app, how.pgroup),
+    }
+}
+
+/// Job control for a shim that a shell started (not PID 1, I13): the shell waits for shim, not
+/// for the app, so shim's state is what the shell shows.
+struct Jobs {
+    /// stdin is a terminal: the app's group is its foreground group while it runs (I8).
+    tty: bool,
+}
+
+impl Jobs {
+    /// On a SIGCHLD: if the app has stopped (Ctrl-Z sends SIGTSTP to the terminal's foreground
+    /// group, which is the app's, not ours), stop with it. Returns the app's status if this wait
+    /// found it exited instead.
+    fn follow_the_app(&self, app: Pid) -> Option<i32> {
+        let mut status: c_int = 0;
+        // SAFETY: status is a valid out-pointer.
+        let pid =
+            unsafe { libc::waitpid(app.as_raw(), &mut status, libc::WUNTRACED | libc::WNOHANG) };
+        if pid != app.as_raw() {
+            return None;
+        }
+        if libc::WIFSTOPPED(status) {
+            self.stop_with(app);
+            return None;
+        }
+        Some(exit_status(status))
+    }
+
+    /// Stop shim, so that the shell sees its job stopped and takes the terminal back; once
+    /// continued, hand the terminal back to the app if the shell gave it to us (`fg`, not `bg`),
+    /// and continue the app's group, which the shell does not know of.
+    fn stop_with(&self, app: Pid) {
+        debug!("the app stopped: stopping too, for the shell");
+        // SIGSTOP cannot be blocked; kill returns once we have been continued.
+        let _ = nix::sys::signal::kill(getpid(), Signal::SIGSTOP);
+        if self.tty {
+            let stdin = std::io::stdin();
+            if tcgetpgrp(stdin.as_fd()) == Ok(getpgrp()) {
+                // SIGTTOU is blocked: a background tcsetpgrp cannot stop us here.
+                let _ = tcsetpgrp(stdin.as_fd(), app);
+            }
+        }
+        let _ = nix::sys::signal::killpg(app, Signal::SIGCONT);
     }
 }
 
@@ -276,11 +374,7 @@ fn exit_status(status: c_int) -> i32 {
 /// SIGKILL. As PID 1 that is every process of the namespace; under --supervise, the app's
 /// process group and the orphans re-parented to us.
 fn end_leftovers(fd: &SignalFd, app: Pid, pid1: bool, grace: Duration) {
-    let leftovers = Leftovers {
-        app,
-        pid1,
-        proc_is_ours: proc_is_ours(),
-    };
+    let leftovers = leftovers(app, pid1);
     let mut signalled = Vec::new();
     let term = || leftovers.signal(Signal::SIGTERM, &mut signalled);
     if reap_all_within(fd, grace, term) {
@@ -337,7 +431,15 @@ fn reap_all_within(fd: &SignalFd, limit: Duration, mut nudge: impl FnMut()) -> b
     }
 }
 
-/// Who `--grace` signals.
+fn leftovers(app: Pid, pid1: bool) -> Leftovers {
+    Leftovers {
+        app,
+        pid1,
+        proc_is_ours: proc_is_ours(),
+    }
+}
+
+/// Who `--grace` and `--term-leftovers` signal.
 struct Leftovers {
     app: Pid,
     pid1: bool,
@@ -441,6 +543,21 @@ fn shed_startup_pages() {
             libc::madvise(addr, end - start, libc::MADV_DONTNEED);
         }
     }
+}
+
+/// `--pdeathsig` (I12): ask the kernel for `signo` when our parent dies. Returns true when the parent
+/// is already gone: one that died before the prctl is never reported by the kernel, but it left
+/// us with another parent than the one seen first (`parent`).
+///
+/// The kernel clears the setting when the process's credentials change (`--user`), so it is
+/// asked for again after the switch; an exec keeps it (but for a set-user-ID program).
+pub fn watch_parent(signo: c_int, parent: Pid) -> bool {
+    // libc's prctl, not nix's: nix's Signal cannot name a real-time signal.
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory of ours.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signo as libc::c_ulong) } != 0 {
+        warn!("--pdeathsig: {}", Errno::last());
+    }
+    nix::unistd::getppid() != parent
 }
 
 /// Does shim stay as the app's parent (and so can keep a proxy alive)? As PID 1 it always does

@@ -88,8 +88,7 @@ fn h_and_capital_v_print_help_and_version() {
     for flag in ["-V", "--version"] {
         let out = shim(&os(&[flag]), &[]);
         assert_eq!(out.status.code(), Some(0), "{flag}");
-        let version = format!("shim {}\n", env!("CARGO_PKG_VERSION"));
-        assert_eq!(common::stdout(&out), version, "{flag}");
+        assert_eq!(common::stdout(&out), common::version_line(), "{flag}");
     }
 }
 

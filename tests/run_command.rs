@@ -66,8 +66,5 @@ fn help_and_version_exit_0() {
     assert!(common::stdout(&out).contains("--resolv-conf"));
     let out = shim(&["--version"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(
-        common::stdout(&out),
-        format!("shim {}\n", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(common::stdout(&out), common::version_line());
 }

@@ -32,10 +32,7 @@ fn runs_in_an_empty_chroot() {
             .args(["/shim", "--version"]),
     );
     assert!(out.status.success(), "{}", common::stderr(&out));
-    assert_eq!(
-        common::stdout(&out),
-        format!("shim {}\n", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(common::stdout(&out), common::version_line());
 
     // The whole start path in the empty root: fix a Docker <= 25 file, then exec an app
     // (shim itself, the only program there).

@@ -7,6 +7,10 @@
 #   scripts/engines/docker26.sh stop      stop it; remove its containers, networks, bridges, data,
 #                                         exec root, containerd state and cgroups
 #
+# SHIM_D26_INIT_PATH=/path/to/static/shim ... start: the daemon's `init-path` (what `docker run
+# --init` bind-mounts as /sbin/docker-init) is that binary instead of the machine's tini, set through
+# the daemon's config file as a user's daemon.json would (tests/docker_init.rs). Unset: tini.
+#
 # The machine's daemon (Docker 20.10, /var/lib/docker, docker0, the DOCKER iptables chains) is never
 # stopped, reconfigured or touched. Each option below exists because the default would touch it:
 #   --config-file      the default /etc/docker/daemon.json names the other daemon's data-root
@@ -85,7 +89,12 @@ start() {
     trap 'log "start failed; cleaning up"; tail -n 30 "$LOG" >&2 || true; stop' ERR
     stop 2>/dev/null
     mkdir -p "$DATA" "$EXEC_ROOT" "$ENGINES_DIR"
-    echo '{}' >"$CONFIG"
+    if [ -n "${SHIM_D26_INIT_PATH:-}" ]; then
+        [ -x "$SHIM_D26_INIT_PATH" ] || { log "SHIM_D26_INIT_PATH: $SHIM_D26_INIT_PATH is no executable"; false; }
+        printf '{"init-path": "%s"}\n' "$(realpath "$SHIM_D26_INIT_PATH")" >"$CONFIG"
+    else
+        echo '{}' >"$CONFIG"
+    fi
     ip link add "$BRIDGE" type bridge
     ip addr add "$BRIDGE_ADDR" dev "$BRIDGE"
     ip link set "$BRIDGE" up

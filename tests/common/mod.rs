@@ -30,6 +30,16 @@ pub fn shim() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_shim"))
 }
 
+/// What `shim --version` prints: tini's shape (`tini version X - git.COMMIT`), which Docker's
+/// `docker info` reads from the daemon's init (`init-path`).
+pub fn version_line() -> String {
+    format!(
+        "shim version {} - git.{}\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("BUILD_GIT_COMMIT")
+    )
+}
+
 /// The shipped binary: static, musl, release profile. Built on first use, and found where Cargo
 /// says it put it (never a path guessed under ./target, which could hold a stale binary).
 pub fn static_shim() -> &'static Path {
