@@ -545,7 +545,8 @@ fn docker_run_init_shim_is_not_pid1_and_execs_the_app(e: Engine) {
         .iter()
         .map(|p| (p.pid, p.comm.as_str()))
         .collect();
-    // docker-init (tini) is PID 1 and started shim; shim fixed the file and exec'd the app (I4),
+    // docker-init (tini; on the CI Docker 26 engine, shim itself: tests/docker_init.rs) is PID 1
+    // and started shim; shim fixed the file and exec'd the app (I4),
     // which now has shim's PID: no shim process is left.
     assert_eq!(
         report
