@@ -73,9 +73,9 @@ pub struct Config {
     /// millisecond; this bounds what a missing outside name costs.
     pub names_wait: Duration,
     /// The same for a single-label question (`db`): compose service names, container names and
-    /// most aliases are single labels, outside names are not, so a dockerd slow under load
-    /// (a container name once got the upstream's NXDOMAIN after 100 ms on Docker 20.10) is
-    /// waited for longer; a mistyped service name costs this much.
+    /// most aliases are single labels, outside names almost never, so a dockerd slow under
+    /// load is waited for longer there (a container name got the upstream's NXDOMAIN once in
+    /// seven Docker 20.10 suite runs with 100 ms); a mistyped service name costs this much.
     pub names_wait_single_label: Duration,
     /// How long an upstream may stay silent before the next one is asked too (the order glibc
     /// tries them in, without its 5 s stall).
@@ -279,6 +279,11 @@ struct Proxy {
     touched: Vec<u64>,
     /// The pending queries of TCP clients, for the poll set (most queries come over UDP).
     tcp_pending: Vec<u64>,
+    /// The poll set's tokens, kept from turn to turn.
+    tokens: Vec<Token>,
+    /// Byte buffers of decided queries and answers, for the next ones: no allocation per
+    /// message once the load is steady (musl's allocator would map and unmap pages for them).
+    spare: Vec<Vec<u8>>,
     ids: Ids,
     /// One receive buffer for every socket: the largest DNS message. Allocated zeroed, so its
     /// pages are the kernel's zero pages until a message is written into them: a 64 KiB buffer
@@ -301,6 +306,8 @@ impl Proxy {
             pending: Table::new(),
             touched: Vec::new(),
             tcp_pending: Vec::new(),
+            tokens: Vec::new(),
+            spare: Vec::new(),
             ids: Ids::new(),
             buffer: vec![0; 65535],
             accept_paused_until: None,
@@ -309,11 +316,13 @@ impl Proxy {
 
     /// Sleep until a socket is ready or the nearest deadline, then do all there is to do.
     fn turn(&mut self) {
-        let ready = self.wait();
+        let mut ready = self.wait();
         let now = Instant::now();
-        for token in ready {
+        for &token in &ready {
             self.serve_socket(token, now);
         }
+        ready.clear();
+        self.tokens = ready;
         if self.accept_paused_until.is_some_and(|until| now >= until) {
             self.accept_paused_until = None;
         }
@@ -324,9 +333,12 @@ impl Proxy {
     }
 
     /// poll(2) over every socket with something to wait for; the tokens of those ready.
-    fn wait(&self) -> Vec<Token> {
-        let mut tokens = vec![Token::Udp];
-        let mut fds = vec![PollFd::new(self.udp.as_fd(), PollFlags::POLLIN)];
+    fn wait(&mut self) -> Vec<Token> {
+        // The Vecs of the last turn, of about the right size: no allocation to grow them.
+        let mut tokens = std::mem::take(&mut self.tokens);
+        let mut fds = Vec::with_capacity(tokens.capacity());
+        tokens.push(Token::Udp);
+        fds.push(PollFd::new(self.udp.as_fd(), PollFlags::POLLIN));
         if self.accept_paused_until.is_none() {
             tokens.push(Token::Tcp);
             fds.push(PollFd::new(self.tcp.as_fd(), PollFlags::POLLIN));
@@ -358,20 +370,21 @@ impl Proxy {
         }
         match poll(&mut fds, self.timeout(Instant::now())) {
             Ok(_) => {}
-            Err(Errno::EINTR) => return Vec::new(),
+            Err(Errno::EINTR) => fds.clear(),
             Err(errno) => {
                 // No memory for the poll set: wait a little rather than spin.
                 crate::debug!("proxy: poll: {errno}");
                 std::thread::sleep(Duration::from_millis(10));
-                return Vec::new();
+                fds.clear();
             }
         }
+        let mut index = 0;
+        tokens.retain(|_| {
+            let fd = fds.get(index);
+            index += 1;
+            fd.and_then(PollFd::revents).is_some_and(|r| !r.is_empty())
+        });
         tokens
-            .into_iter()
-            .zip(&fds)
-            .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
-            .map(|(token, _)| token)
-            .collect()
     }
 
     /// Until the nearest deadline; forever when there is none: no timer while idle (I9).
@@ -409,7 +422,10 @@ impl Proxy {
                     return;
                 }
             };
-            let query = self.buffer.get(..length).unwrap_or_default().to_vec();
+            let query = copy(
+                &mut self.spare,
+                self.buffer.get(..length).unwrap_or_default(),
+            );
             self.take_query(query, Client::Udp(peer), now);
         }
     }
@@ -466,6 +482,7 @@ impl Proxy {
             pending,
             touched,
             buffer,
+            spare,
             ..
         } = self;
         let Some(pool) = pools.get_mut(server) else {
@@ -479,7 +496,7 @@ impl Proxy {
             else {
                 return false; // not the answer to its question: the wait goes on
             };
-            p.heard(leg, heard, Some(packet.to_vec()));
+            p.heard(leg, heard, Some(copy(spare, packet)));
             touched.push(key);
             true
         });
@@ -609,11 +626,11 @@ impl Proxy {
                         let message = pending.take_answer(source);
                         let message = message
                             .unwrap_or_else(|| wire::servfail(&pending.query, &pending.read));
-                        self.finish(key, &message, now);
+                        self.finish(key, message, now);
                     }
                     Verdict::ServFail => {
                         let message = wire::servfail(&pending.query, &pending.read);
-                        self.finish(key, &message, now);
+                        self.finish(key, message, now);
                     }
                 }
             }
@@ -652,19 +669,28 @@ impl Proxy {
     }
 
     /// Answer the client and forget the query: answers still to come for it are dropped.
-    fn finish(&mut self, key: u64, message: &[u8], now: Instant) {
+    fn finish(&mut self, key: u64, message: Vec<u8>, now: Instant) {
         let Some(pending) = self.pending.remove(key) else {
             return;
         };
-        for (leg, l) in pending.legs.iter().enumerate() {
+        self.answer(pending.client, &message, now);
+        recycle(&mut self.spare, message);
+        recycle(&mut self.spare, pending.query);
+        for (leg, l) in pending.legs.into_iter().enumerate() {
             if let (Link::Udp(ticket), Some(pool)) = (&l.link, self.pools.get_mut(leg)) {
                 pool.forget(*ticket);
+            }
+            if let Some(answer) = l.answer {
+                recycle(&mut self.spare, answer);
             }
         }
         if pending.tcp {
             self.tcp_pending.retain(|&k| k != key);
         }
-        match pending.client {
+    }
+
+    fn answer(&mut self, client: Client, message: &[u8], now: Instant) {
+        match client {
             Client::Udp(peer) => {
                 if let Err(e) = self.udp.send_to(message, peer) {
                     crate::debug!("proxy: answer to {peer}: {e}");
@@ -789,6 +815,22 @@ impl<T> Table<T> {
 
     fn values(&self) -> impl Iterator<Item = &T> {
         self.slots.iter().filter_map(|(_, value)| value.as_ref())
+    }
+}
+
+/// `bytes` in a buffer of `spare`, or a new one.
+fn copy(spare: &mut Vec<Vec<u8>>, bytes: &[u8]) -> Vec<u8> {
+    let mut buffer = spare.pop().unwrap_or_default();
+    buffer.clear();
+    buffer.extend_from_slice(bytes);
+    buffer
+}
+
+/// Keep `buffer` for [`copy`]: small ones (most queries and answers), at most one per query
+/// that can be pending, so at most 128 KiB are kept.
+fn recycle(spare: &mut Vec<Vec<u8>>, buffer: Vec<u8>) {
+    if buffer.capacity() <= 512 && spare.len() < MAX_PENDING {
+        spare.push(buffer);
     }
 }
 
