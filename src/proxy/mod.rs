@@ -21,7 +21,7 @@ pub mod wire;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -146,9 +146,10 @@ pub fn start(listen: IpAddr, upstreams: &[IpAddr]) -> io::Result<()> {
             .collect(),
     );
     // WHY wait for the thread: once the app runs, shim drops the pages of its code from its
-    // RSS (`shed_startup_pages`); a thread still starting then would fault most of them back.
-    // So this returns only when the thread is about to sleep in its first poll.
-    let ready = Arc::new(AtomicBool::new(false));
+    // RSS (`shed_startup_pages`); a thread still starting then faults them back, a window of
+    // up to 16 pages at a time (fault-around): +190 kB idle in one start of six when the
+    // machine was busy. So this returns only once the thread sleeps in its first poll.
+    let ready = Arc::new(AtomicI32::new(0));
     let (signal, starter) = (Arc::clone(&ready), std::thread::current());
     // A thread that cannot be had (a pids limit) is an error here, not a panic: shim is PID 1.
     std::thread::Builder::new()
@@ -156,18 +157,42 @@ pub fn start(listen: IpAddr, upstreams: &[IpAddr]) -> io::Result<()> {
         .stack_size(128 * 1024)
         .spawn(move || {
             let mut proxy = Proxy::new(listeners, config);
-            signal.store(true, Ordering::Release);
+            signal.store(nix::unistd::gettid().as_raw(), Ordering::Release);
             starter.unpark();
             drop(signal);
             loop {
                 proxy.turn();
             }
         })?;
-    // park may return spuriously: the flag says when the thread is there.
-    while !ready.load(Ordering::Acquire) {
-        std::thread::park();
-    }
+    // park may return spuriously: the id says when the thread is set up.
+    let tid = loop {
+        match ready.load(Ordering::Acquire) {
+            0 => std::thread::park(),
+            tid => break tid,
+        }
+    };
+    wait_until_asleep(tid);
     Ok(())
+}
+
+/// Until thread `tid` of this process sleeps (state S: the proxy's only sleep is its poll), or
+/// a few hundred turns of the scheduler: best effort, it never holds shim's start for long.
+fn wait_until_asleep(tid: i32) {
+    let path = format!("/proc/self/task/{tid}/stat");
+    for _ in 0..200 {
+        let Ok(stat) = std::fs::read(&path) else {
+            return; // no /proc: nothing to wait on
+        };
+        // "tid (comm) S ...": the state follows the last ')' (comm may hold anything).
+        let state = stat
+            .iter()
+            .rposition(|&b| b == b')')
+            .and_then(|end| stat.get(end + 2));
+        if state == Some(&b'S') {
+            return;
+        }
+        std::thread::yield_now();
+    }
 }
 
 /// Serve forever: the body of a thread of shim's process. Queries that arrived before it runs
