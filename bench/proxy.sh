@@ -222,7 +222,10 @@ echo "latency (us, median/p99): direct $direct_med/$direct_p99, dnsmasq $dnsmasq
 
 read -r direct_qps direct_lost < <(qps "$UPSTREAM" "$WORK/outside.q")
 read -r dnsmasq_qps dnsmasq_lost < <(qps "$DNSMASQ_AT" "$WORK/outside.q")
-# Under load: the proxy's RSS sampled near the end of its run, then its peak.
+# Under load: the proxy's RSS sampled near the end of its run, then its peak during the run:
+# VmHWM is reset to the current RSS first (clear_refs 5), or it would be the peak of shim's
+# start-up, before it dropped its start-up pages.
+echo 5 >/proc/"$PROXY_PID"/clear_refs
 ( sleep "$((DURATION - 1))"; rss "$PROXY_PID" >"$WORK/rss-load"; split_rss "$PROXY_PID" >"$WORK/split-load" ) &
 sampler=$!
 read -r proxy_qps proxy_lost < <(qps "$PROXY_AT" "$WORK/outside.q")
@@ -302,7 +305,7 @@ section=$WORK/section.md
 	echo "bind-mounted Docker 25 file, so it serves on 127.0.0.153. Latency: $N sequential UDP queries"
 	echo "(\`bench/dns_latency.c\`, send to matching answer) in $ROUNDS rounds, the servers in turns; median and p99"
 	echo "are the medians over the rounds; queries per second: dnsperf, 100 outstanding,"
-	echo "${DURATION} s; RSS: VmRSS (peak: VmHWM); wake-ups: context switches of all of shim's threads over ${IDLE} s"
+	echo "${DURATION} s; RSS: VmRSS (peak: VmHWM over the load, reset before it); wake-ups: context switches of all of shim's threads over ${IDLE} s"
 	echo "with no query."
 	echo
 	echo "Outside name (\`v6only.test AAAA\`, 127.0.0.11 silent):"

@@ -1,7 +1,8 @@
 //! The test DNS server as a program, for `bench/dns.sh`: run it inside a network namespace.
 //!
 //! Usage: dns_responder SPEC...   where SPEC is BEHAVIOUR@ADDRESS:PORT, BEHAVIOUR one of
-//! `zone`, `silent`, `servfail`, `refused`, `truncate`, or `forward=ADDRESS:PORT`.
+//! `zone`, `silent`, `servfail`, `refused`, `truncate`, `names` (Docker's embedded resolver on an
+//! IPv6-only host: container names only, everything else dropped), or `forward=ADDRESS:PORT`.
 //! Example: dns_responder 'zone@[2001:db8::53]:53' 'silent@127.0.0.11:53'
 //! Serves until killed. Prints `ready` on stdout once every socket is bound.
 
@@ -42,6 +43,7 @@ fn start(spec: &str) -> Responder {
         "servfail" => Behaviour::Fail(ResponseCode::ServFail),
         "refused" => Behaviour::Fail(ResponseCode::Refused),
         "truncate" => Behaviour::TruncatingZone,
+        "names" => Behaviour::Names,
         other => match other.strip_prefix("forward=") {
             Some(upstream) => {
                 let upstream: SocketAddr =

@@ -1,8 +1,9 @@
-//! One attempt: a client's query carried to one server, over UDP or TCP, on its own
-//! non-blocking socket, until that server says something about it.
+//! One attempt over TCP: a client's query carried to one server on its own non-blocking
+//! connection, until that server says something about it. (UDP queries share the sockets of
+//! `pool`: a connection per query is what TCP is.)
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use hickory_proto::op::Query;
@@ -23,13 +24,6 @@ pub struct Attempt {
 }
 
 enum Link {
-    /// Connected UDP: the kernel chooses the source port and drops datagrams from any other
-    /// address; an ICMP port unreachable comes back as ECONNREFUSED instead of a silent wait.
-    /// `query` is kept until sent (only while the send buffer was full).
-    Udp {
-        socket: UdpSocket,
-        query: Option<Vec<u8>>,
-    },
     /// TCP: `unsent` is what is left of the framed query (all of it while connecting).
     Tcp {
         stream: TcpStream,
@@ -49,28 +43,12 @@ pub enum Event {
 }
 
 impl Attempt {
-    /// Open the socket and send `query` (the client's bytes with `id` in them).
-    pub fn start(server: SocketAddr, id: u16, query: Vec<u8>, tcp: bool) -> io::Result<Attempt> {
-        let fd = open(server, tcp)?;
-        let link = if tcp {
-            Link::Tcp {
-                stream: TcpStream::from(fd),
-                unsent: wire::framed(&query),
-                received: Vec::new(),
-            }
-        } else {
-            let socket = UdpSocket::from(fd);
-            match socket.send(&query) {
-                Ok(_) => Link::Udp {
-                    socket,
-                    query: None,
-                },
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Link::Udp {
-                    socket,
-                    query: Some(query),
-                },
-                Err(e) => return Err(e),
-            }
+    /// Open the connection; `query` (the client's bytes with `id` in them) goes once it is made.
+    pub fn start(server: SocketAddr, id: u16, query: &[u8]) -> io::Result<Attempt> {
+        let link = Link::Tcp {
+            stream: TcpStream::from(open(server, true)?),
+            unsent: wire::framed(query),
+            received: Vec::new(),
         };
         Ok(Attempt { id, link })
     }
@@ -78,7 +56,6 @@ impl Attempt {
     /// What to wait for, on which socket.
     pub fn interest(&self) -> Option<(BorrowedFd<'_>, PollFlags)> {
         match &self.link {
-            Link::Udp { socket, query } => Some((socket.as_fd(), readiness(query.is_some()))),
             Link::Tcp { stream, unsent, .. } => {
                 Some((stream.as_fd(), readiness(!unsent.is_empty())))
             }
@@ -90,17 +67,6 @@ impl Attempt {
     /// Once the server has said something, or failed, the socket is closed.
     pub fn advance(&mut self, question: &Query, buffer: &mut [u8]) -> Event {
         let event = match &mut self.link {
-            Link::Udp { socket, query } => match query.take() {
-                Some(unsent) => match socket.send(&unsent) {
-                    Ok(_) => Event::Nothing,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        *query = Some(unsent);
-                        Event::Nothing
-                    }
-                    Err(e) => Event::Failed(e),
-                },
-                None => receive_udp(socket, self.id, question, buffer),
-            },
             Link::Tcp {
                 stream,
                 unsent,
@@ -131,7 +97,7 @@ fn readiness(writing: bool) -> PollFlags {
 
 /// A non-blocking, close-on-exec socket connected to `server`. For TCP, connect(2) returns
 /// EINPROGRESS; poll reports the socket writable once the connection is made or has failed.
-fn open(server: SocketAddr, tcp: bool) -> io::Result<OwnedFd> {
+pub fn open(server: SocketAddr, tcp: bool) -> io::Result<OwnedFd> {
     let family = match server {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
@@ -150,22 +116,6 @@ fn open(server: SocketAddr, tcp: bool) -> io::Result<OwnedFd> {
     match connect(fd.as_raw_fd(), &SockaddrStorage::from(server)) {
         Ok(()) | Err(Errno::EINPROGRESS) => Ok(fd),
         Err(errno) => Err(errno.into()),
-    }
-}
-
-/// Every datagram waiting, read until one is a reply to our query.
-fn receive_udp(socket: &UdpSocket, id: u16, question: &Query, buffer: &mut [u8]) -> Event {
-    loop {
-        let length = match socket.recv(buffer) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Event::Nothing,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Event::Failed(e),
-        };
-        let packet = buffer.get(..length).unwrap_or_default();
-        if let Some(heard) = wire::read_reply(packet, id, question) {
-            return Event::Reply(heard, packet.to_vec());
-        }
     }
 }
 

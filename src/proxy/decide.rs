@@ -28,6 +28,7 @@ impl Heard {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
     pub names_wait: Duration,
+    pub names_wait_single_label: Duration,
     pub stagger: Duration,
     pub deadline: Duration,
 }
@@ -43,6 +44,9 @@ pub struct Asked {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
     pub arrived: Instant,
+    /// The question is a single label (`db`): what compose service names, container names and
+    /// most aliases are, and outside names almost never.
+    pub single_label: bool,
     /// The embedded resolver, asked when the query arrived.
     pub embedded: Heard,
     /// The upstreams asked so far, in the order of the file.
@@ -85,9 +89,16 @@ pub fn decide(timing: &Timing, progress: &Progress, now: Instant) -> Verdict {
     }
     // An upstream says the name (or type) does not exist: a container name is not an outside
     // name, so give the embedded resolver a moment, which it needs well under a millisecond
-    // for names it knows. glibc takes the first NXDOMAIN as final, and so does this.
+    // for names it knows, but longer when dockerd is busy; longer still for a single label,
+    // where a container name is likely and an outside name is not. glibc takes the first
+    // NXDOMAIN as final, and so does this.
     if let Some(i) = upstreams.iter().position(|a| a.heard.is_negative()) {
-        let names_by = arrived + timing.names_wait;
+        let wait = if progress.single_label {
+            timing.names_wait_single_label
+        } else {
+            timing.names_wait
+        };
+        let names_by = arrived + wait;
         return if progress.embedded != Heard::Waiting || now >= names_by {
             Verdict::Send(Source::Upstream(i))
         } else {
@@ -134,6 +145,7 @@ mod tests {
 
     const TIMING: Timing = Timing {
         names_wait: Duration::from_millis(100),
+        names_wait_single_label: Duration::from_millis(1000),
         stagger: Duration::from_millis(1000),
         deadline: Duration::from_millis(4000),
     };
@@ -147,6 +159,7 @@ mod tests {
     fn progress(t0: Instant, embedded: Heard, asked: &[(u64, Heard)], count: usize) -> Progress {
         Progress {
             arrived: t0,
+            single_label: false,
             embedded,
             upstreams: asked
                 .iter()
@@ -221,6 +234,36 @@ mod tests {
             at(t0, Waiting, &[(0, Waiting), (1000, NxDomain)], 2, 1001),
             Send(Upstream(1))
         );
+    }
+
+    #[test]
+    fn a_single_label_name_waits_longer_for_the_embedded_resolver() {
+        let t0 = Instant::now();
+        let single = |embedded, asked: &[(u64, Heard)], now| {
+            let p = Progress {
+                single_label: true,
+                ..progress(t0, embedded, asked, 1)
+            };
+            decide(&TIMING, &p, t0 + ms(now))
+        };
+        for negative in [NxDomain, NoData] {
+            assert_eq!(
+                single(Waiting, &[(0, negative)], 3),
+                WaitUntil(t0 + ms(1000))
+            );
+            assert_eq!(
+                single(Waiting, &[(0, negative)], 500),
+                WaitUntil(t0 + ms(1000))
+            );
+            assert_eq!(single(Waiting, &[(0, negative)], 1000), Send(Upstream(0)));
+            // A busy dockerd's late answer still wins for `db`.
+            assert_eq!(single(Positive, &[(0, negative)], 700), Send(Embedded));
+            // Once the embedded resolver has said it does not know, no need to wait.
+            assert_eq!(single(NxDomain, &[(0, negative)], 3), Send(Upstream(0)));
+            assert_eq!(single(Failed, &[(0, negative)], 3), Send(Upstream(0)));
+        }
+        // A positive upstream answer is not held back for a single label.
+        assert_eq!(single(Waiting, &[(0, Positive)], 1), Send(Upstream(0)));
     }
 
     #[test]
@@ -310,10 +353,12 @@ mod tests {
             asked in proptest::collection::vec((0u64..5000, any_heard()), 0..=3),
             extra in 0usize..3,
             now in 0u64..6000,
+            single_label in proptest::bool::ANY,
         ) {
             let t0 = Instant::now();
             let count = asked.len() + extra;
-            let verdict = at(t0, embedded, &asked, count, now);
+            let p = Progress { single_label, ..progress(t0, embedded, &asked, count) };
+            let verdict = decide(&TIMING, &p, t0 + ms(now));
             let now = t0 + ms(now);
             match verdict {
                 WaitUntil(t) => {

@@ -5,20 +5,24 @@
 //! upstream's without waiting out a silent embedded resolver (Docker <= 25 on an IPv6-only
 //! host), and never the upstream's NXDOMAIN for a container name (musl's race, moby#46968).
 //!
-//! One thread of shim's process runs [`serve`]: one poll(2) loop over the two listeners, the
-//! clients' TCP connections and one socket per attempt. The timeout of poll is the nearest
-//! deadline, and infinite when nothing is pending: no wake-up while no query comes (I9).
+//! One thread of shim's process runs [`serve`]: one poll(2) loop over the two listeners, a few
+//! UDP sockets per server kept for its life ([`pool`]), the clients' TCP connections and one
+//! connection per TCP attempt. The timeout of poll is the nearest deadline, and infinite when
+//! nothing is pending: no wake-up while no query comes (I9).
 //! Everything is bounded (connections, pending queries, buffers) and every error is logged at
 //! debug level and survived: shim is PID 1, a panic here would take the app down.
 
 mod attempt;
 mod client;
 pub mod decide;
+mod pool;
 pub mod wire;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -29,6 +33,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use attempt::{Attempt, Event};
 use client::Connection;
 use decide::{decide, Asked, Heard, Progress, Source, Timing, Verdict};
+use pool::{Owner, Pool, Ticket};
 use wire::{ClientQuery, Ids};
 
 /// Where the proxy listens (port 53).
@@ -67,6 +72,11 @@ pub struct Config {
     /// the query's arrival: Docker answers container names from memory in well under a
     /// millisecond; this bounds what a missing outside name costs.
     pub names_wait: Duration,
+    /// The same for a single-label question (`db`): compose service names, container names and
+    /// most aliases are single labels, outside names almost never, so a dockerd slow under
+    /// load is waited for longer there (a container name got the upstream's NXDOMAIN once in
+    /// seven Docker 20.10 suite runs with 100 ms); a mistyped service name costs this much.
+    pub names_wait_single_label: Duration,
     /// How long an upstream may stay silent before the next one is asked too (the order glibc
     /// tries them in, without its 5 s stall).
     pub stagger: Duration,
@@ -81,6 +91,7 @@ impl Config {
             embedded,
             upstreams,
             names_wait: Duration::from_millis(100),
+            names_wait_single_label: Duration::from_secs(1),
             stagger: Duration::from_secs(1),
             deadline: Duration::from_secs(4),
         }
@@ -89,6 +100,7 @@ impl Config {
     fn timing(&self) -> Timing {
         Timing {
             names_wait: self.names_wait,
+            names_wait_single_label: self.names_wait_single_label,
             stagger: self.stagger,
             deadline: self.deadline,
         }
@@ -133,12 +145,54 @@ pub fn start(listen: IpAddr, upstreams: &[IpAddr]) -> io::Result<()> {
             .map(|&a| SocketAddr::new(a, PORT))
             .collect(),
     );
+    // WHY wait for the thread: once the app runs, shim drops the pages of its code from its
+    // RSS (`shed_startup_pages`); a thread still starting then faults them back, a window of
+    // up to 16 pages at a time (fault-around): +190 kB idle in one start of six when the
+    // machine was busy. So this returns only once the thread sleeps in its first poll.
+    let ready = Arc::new(AtomicI32::new(0));
+    let (signal, starter) = (Arc::clone(&ready), std::thread::current());
     // A thread that cannot be had (a pids limit) is an error here, not a panic: shim is PID 1.
     std::thread::Builder::new()
         .name("proxy".into())
         .stack_size(128 * 1024)
-        .spawn(move || serve(listeners, config))?;
+        .spawn(move || {
+            let mut proxy = Proxy::new(listeners, config);
+            signal.store(nix::unistd::gettid().as_raw(), Ordering::Release);
+            starter.unpark();
+            drop(signal);
+            loop {
+                proxy.turn();
+            }
+        })?;
+    // park may return spuriously: the id says when the thread is set up.
+    let tid = loop {
+        match ready.load(Ordering::Acquire) {
+            0 => std::thread::park(),
+            tid => break tid,
+        }
+    };
+    wait_until_asleep(tid);
     Ok(())
+}
+
+/// Until thread `tid` of this process sleeps (state S: the proxy's only sleep is its poll), or
+/// a few hundred turns of the scheduler: best effort, it never holds shim's start for long.
+fn wait_until_asleep(tid: i32) {
+    let path = format!("/proc/self/task/{tid}/stat");
+    for _ in 0..200 {
+        let Ok(stat) = std::fs::read(&path) else {
+            return; // no /proc: nothing to wait on
+        };
+        // "tid (comm) S ...": the state follows the last ')' (comm may hold anything).
+        let state = stat
+            .iter()
+            .rposition(|&b| b == b')')
+            .and_then(|end| stat.get(end + 2));
+        if state == Some(&b'S') {
+            return;
+        }
+        std::thread::yield_now();
+    }
 }
 
 /// Serve forever: the body of a thread of shim's process. Queries that arrived before it runs
@@ -167,29 +221,34 @@ struct Pending {
     read: ClientQuery,
     tcp: bool,
     progress: Progress,
-    /// The embedded resolver's, then each upstream's, in the order asked.
+    /// The embedded resolver's, then each upstream's, in the order asked: leg `i` is server
+    /// `i` (its pool).
     legs: Vec<Leg>,
     /// When to decide again if no server says anything.
     wake: Option<Instant>,
 }
 
 struct Leg {
-    /// `None` when its socket could not be opened (the leg then counts as failed).
-    attempt: Option<Attempt>,
+    link: Link,
     answer: Option<Vec<u8>>,
 }
 
-impl Pending {
-    fn answer(&self, source: Source) -> Option<&[u8]> {
-        let leg = match source {
-            Source::Embedded => 0,
-            Source::Upstream(i) => i + 1,
-        };
-        self.legs.get(leg)?.answer.as_deref()
-    }
+/// How a leg waits for its server.
+enum Link {
+    /// On a socket of the server's pool.
+    Udp(Ticket),
+    Tcp(Attempt),
+    /// Heard from, or failed (or its socket could not be had: it counts as failed).
+    Over,
+}
 
-    /// Record what leg `leg` heard.
-    fn heard(&mut self, leg: usize, heard: Heard) {
+impl Pending {
+    /// Record what leg `leg` heard (and its answer): it waits no more.
+    fn heard(&mut self, leg: usize, heard: Heard, answer: Option<Vec<u8>>) {
+        if let Some(l) = self.legs.get_mut(leg) {
+            l.link = Link::Over;
+            l.answer = answer;
+        }
         let slot = match leg.checked_sub(1) {
             None => Some(&mut self.progress.embedded),
             Some(i) => self.progress.upstreams.get_mut(i).map(|a| &mut a.heard),
@@ -197,6 +256,19 @@ impl Pending {
         if let Some(slot) = slot {
             *slot = heard;
         }
+    }
+
+    /// The answer of `source` with the client's id, taken out (the query is being finished).
+    fn take_answer(&mut self, source: Source) -> Option<Vec<u8>> {
+        let leg = match source {
+            Source::Embedded => 0,
+            Source::Upstream(i) => i + 1,
+        };
+        let mut answer = self.legs.get_mut(leg)?.answer.take()?;
+        if let Some(bytes) = answer.get_mut(..2) {
+            bytes.copy_from_slice(&self.read.id.to_be_bytes());
+        }
+        Some(answer)
     }
 }
 
@@ -206,7 +278,16 @@ enum Token {
     Udp,
     Tcp,
     Connection(u64),
-    Attempt { pending: u64, leg: usize },
+    /// A socket of a server's pool.
+    Pool {
+        server: usize,
+        slot: usize,
+    },
+    /// A TCP attempt.
+    Attempt {
+        pending: u64,
+        leg: usize,
+    },
 }
 
 struct Proxy {
@@ -216,24 +297,42 @@ struct Proxy {
     timing: Timing,
     connections: Table<Connection>,
     pending: Table<Pending>,
-    /// Keys of connections and pending queries: never reused.
-    next_key: u64,
+    /// The UDP sockets of the embedded resolver, then of each upstream: server `i` is leg `i`.
+    pools: Vec<Pool>,
+    /// Pending queries a turn heard about or started: those decided at its end (with those
+    /// whose wake time has come).
+    touched: Vec<u64>,
+    /// The pending queries of TCP clients, for the poll set (most queries come over UDP).
+    tcp_pending: Vec<u64>,
+    /// The poll set's tokens, kept from turn to turn.
+    tokens: Vec<Token>,
+    /// Byte buffers of decided queries and answers, for the next ones: no allocation per
+    /// message once the load is steady (musl's allocator would map and unmap pages for them).
+    spare: Vec<Vec<u8>>,
     ids: Ids,
-    /// One receive buffer for every socket: the largest DNS message.
+    /// One receive buffer for every socket: the largest DNS message. Allocated zeroed, so its
+    /// pages are the kernel's zero pages until a message is written into them: a 64 KiB buffer
+    /// that costs the RSS of the messages received.
     buffer: Vec<u8>,
     accept_paused_until: Option<Instant>,
 }
 
 impl Proxy {
     fn new(listeners: Listeners, config: Config) -> Proxy {
+        let servers = std::iter::once(config.embedded)
+            .chain(config.upstreams.iter().copied().take(MAX_UPSTREAMS));
         Proxy {
             udp: listeners.udp,
             tcp: listeners.tcp,
             timing: config.timing(),
+            pools: servers.map(Pool::new).collect(),
             config,
             connections: Table::new(),
             pending: Table::new(),
-            next_key: 0,
+            touched: Vec::new(),
+            tcp_pending: Vec::new(),
+            tokens: Vec::new(),
+            spare: Vec::new(),
             ids: Ids::new(),
             buffer: vec![0; 65535],
             accept_paused_until: None,
@@ -242,56 +341,75 @@ impl Proxy {
 
     /// Sleep until a socket is ready or the nearest deadline, then do all there is to do.
     fn turn(&mut self) {
-        let ready = self.wait();
+        let mut ready = self.wait();
         let now = Instant::now();
-        for token in ready {
+        for &token in &ready {
             self.serve_socket(token, now);
         }
+        ready.clear();
+        self.tokens = ready;
         if self.accept_paused_until.is_some_and(|until| now >= until) {
             self.accept_paused_until = None;
         }
         self.settle(now);
-        self.connections.retain(|_, c| !c.is_finished(now));
+        if self.connections.len() > 0 {
+            self.connections.retain(|c| !c.is_finished(now));
+        }
     }
 
     /// poll(2) over every socket with something to wait for; the tokens of those ready.
-    fn wait(&self) -> Vec<Token> {
-        let mut tokens = vec![Token::Udp];
-        let mut fds = vec![PollFd::new(self.udp.as_fd(), PollFlags::POLLIN)];
+    fn wait(&mut self) -> Vec<Token> {
+        // The Vecs of the last turn, of about the right size: no allocation to grow them.
+        let mut tokens = std::mem::take(&mut self.tokens);
+        let mut fds = Vec::with_capacity(tokens.capacity());
+        tokens.push(Token::Udp);
+        fds.push(PollFd::new(self.udp.as_fd(), PollFlags::POLLIN));
         if self.accept_paused_until.is_none() {
             tokens.push(Token::Tcp);
             fds.push(PollFd::new(self.tcp.as_fd(), PollFlags::POLLIN));
         }
-        for (&key, connection) in self.connections.iter() {
+        for (key, connection) in self.connections.iter() {
             if let Some((fd, flags)) = connection.interest() {
                 tokens.push(Token::Connection(key));
                 fds.push(PollFd::new(fd, flags));
             }
         }
-        for (&key, pending) in self.pending.iter() {
-            for (leg, attempt) in pending.legs.iter().enumerate() {
-                if let Some((fd, flags)) = attempt.attempt.as_ref().and_then(Attempt::interest) {
-                    tokens.push(Token::Attempt { pending: key, leg });
-                    fds.push(PollFd::new(fd, flags));
+        for (server, pool) in self.pools.iter().enumerate() {
+            for (slot, fd, flags) in pool.interest() {
+                tokens.push(Token::Pool { server, slot });
+                fds.push(PollFd::new(fd, flags));
+            }
+        }
+        for &key in &self.tcp_pending {
+            let Some(pending) = self.pending.get(key) else {
+                continue;
+            };
+            for (leg, l) in pending.legs.iter().enumerate() {
+                if let Link::Tcp(attempt) = &l.link {
+                    if let Some((fd, flags)) = attempt.interest() {
+                        tokens.push(Token::Attempt { pending: key, leg });
+                        fds.push(PollFd::new(fd, flags));
+                    }
                 }
             }
         }
         match poll(&mut fds, self.timeout(Instant::now())) {
             Ok(_) => {}
-            Err(Errno::EINTR) => return Vec::new(),
+            Err(Errno::EINTR) => fds.clear(),
             Err(errno) => {
                 // No memory for the poll set: wait a little rather than spin.
                 crate::debug!("proxy: poll: {errno}");
                 std::thread::sleep(Duration::from_millis(10));
-                return Vec::new();
+                fds.clear();
             }
         }
+        let mut index = 0;
+        tokens.retain(|_| {
+            let fd = fds.get(index);
+            index += 1;
+            fd.and_then(PollFd::revents).is_some_and(|r| !r.is_empty())
+        });
         tokens
-            .into_iter()
-            .zip(&fds)
-            .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
-            .map(|(token, _)| token)
-            .collect()
     }
 
     /// Until the nearest deadline; forever when there is none: no timer while idle (I9).
@@ -313,6 +431,7 @@ impl Proxy {
             Token::Udp => self.receive_udp(now),
             Token::Tcp => self.accept(now),
             Token::Connection(key) => self.serve_connection(key, now),
+            Token::Pool { server, slot } => self.serve_pool(server, slot),
             Token::Attempt { pending, leg } => self.serve_attempt(pending, leg),
         }
     }
@@ -328,7 +447,10 @@ impl Proxy {
                     return;
                 }
             };
-            let query = self.buffer.get(..length).unwrap_or_default().to_vec();
+            let query = copy(
+                &mut self.spare,
+                self.buffer.get(..length).unwrap_or_default(),
+            );
             self.take_query(query, Client::Udp(peer), now);
         }
     }
@@ -357,13 +479,12 @@ impl Proxy {
                 crate::debug!("proxy: accept: {e}");
                 continue;
             }
-            let key = self.key();
-            self.connections.insert(key, Connection::new(stream, now));
+            self.connections.insert(Connection::new(stream, now));
         }
     }
 
     fn serve_connection(&mut self, key: u64, now: Instant) {
-        let Some(connection) = self.connections.get_mut(&key) else {
+        let Some(connection) = self.connections.get_mut(key) else {
             return;
         };
         match connection.serve(&mut self.buffer, now) {
@@ -374,32 +495,61 @@ impl Proxy {
             }
             Err(e) => {
                 crate::debug!("proxy: TCP client: {e}");
-                self.connections.remove(&key);
+                self.connections.remove(key);
+            }
+        }
+    }
+
+    /// A socket of server `server`'s pool is ready: each answer goes to its pending query.
+    fn serve_pool(&mut self, server: usize, slot: usize) {
+        let Proxy {
+            pools,
+            pending,
+            touched,
+            buffer,
+            spare,
+            ..
+        } = self;
+        let Some(pool) = pools.get_mut(server) else {
+            return;
+        };
+        let failed = pool.serve(slot, buffer, |(key, leg), packet| {
+            let Some(p) = pending.get_mut(key) else {
+                return true; // cannot be: a decided query's wait is forgotten
+            };
+            let Some(heard) = wire::read_reply(packet, wire::id_of(packet), &p.read.question)
+            else {
+                return false; // not the answer to its question: the wait goes on
+            };
+            p.heard(leg, heard, Some(copy(spare, packet)));
+            touched.push(key);
+            true
+        });
+        for (key, leg) in failed {
+            if let Some(p) = self.pending.get_mut(key) {
+                p.heard(leg, Heard::Failed, None);
+                self.touched.push(key);
             }
         }
     }
 
     fn serve_attempt(&mut self, key: u64, leg: usize) {
-        let Some(pending) = self.pending.get_mut(&key) else {
+        let Some(pending) = self.pending.get_mut(key) else {
             return;
         };
         let question = &pending.read.question;
-        let Some(attempt) = pending.legs.get_mut(leg).and_then(|l| l.attempt.as_mut()) else {
+        let Some(Link::Tcp(attempt)) = pending.legs.get_mut(leg).map(|l| &mut l.link) else {
             return;
         };
         match attempt.advance(question, &mut self.buffer) {
-            Event::Nothing => {}
-            Event::Reply(heard, answer) => {
-                pending.heard(leg, heard);
-                if let Some(l) = pending.legs.get_mut(leg) {
-                    l.answer = Some(answer);
-                }
-            }
+            Event::Nothing => return,
+            Event::Reply(heard, answer) => pending.heard(leg, heard, Some(answer)),
             Event::Failed(e) => {
-                pending.heard(leg, Heard::Failed);
+                pending.heard(leg, Heard::Failed, None);
                 crate::debug!("proxy: {}: {e}", self.server(leg));
             }
         }
+        self.touched.push(key);
     }
 
     /// A client's query: start on it, unless it is no query or too many are pending.
@@ -413,57 +563,84 @@ impl Proxy {
             return;
         }
         let tcp = matches!(client, Client::Tcp(_));
-        let embedded = self.start_leg(self.config.embedded, &query, tcp);
+        let upstream_count = self.pools.len().saturating_sub(1);
         let progress = Progress {
             arrived: now,
-            embedded: if embedded.attempt.is_some() {
-                Heard::Waiting
-            } else {
-                Heard::Failed
-            },
-            upstreams: Vec::new(),
-            upstream_count: self.config.upstreams.len().min(MAX_UPSTREAMS),
+            single_label: read.question.name().num_labels() == 1,
+            embedded: Heard::Waiting,
+            upstreams: Vec::with_capacity(upstream_count),
+            upstream_count,
         };
         if let Client::Tcp(key) = client {
-            if let Some(connection) = self.connections.get_mut(&key) {
+            if let Some(connection) = self.connections.get_mut(key) {
                 connection.in_flight += 1;
             }
         }
-        let key = self.key();
-        let pending = Pending {
+        let mut legs = Vec::with_capacity(1 + upstream_count);
+        legs.push(Leg {
+            link: Link::Over,
+            answer: None,
+        });
+        let key = self.pending.insert(Pending {
             client,
             query,
             read,
             tcp,
             progress,
-            legs: vec![embedded],
+            legs,
             wake: None,
-        };
-        self.pending.insert(key, pending);
-    }
-
-    /// Send the client's query to `server` with a fresh id.
-    fn start_leg(&mut self, server: SocketAddr, query: &[u8], tcp: bool) -> Leg {
-        let id = self.ids.fresh();
-        let attempt = match Attempt::start(server, id, wire::with_id(query, id), tcp) {
-            Ok(attempt) => Some(attempt),
-            Err(e) => {
-                // EMFILE, ENETUNREACH (no IPv6 route), ...: this server is out of this query.
-                crate::debug!("proxy: {server}: {e}");
-                None
-            }
-        };
-        Leg {
-            attempt,
-            answer: None,
+        });
+        if tcp {
+            self.tcp_pending.push(key);
         }
+        let link = self.start_leg(key, 0);
+        if let Some(pending) = self.pending.get_mut(key) {
+            if matches!(link, Link::Over) {
+                pending.progress.embedded = Heard::Failed;
+            }
+            if let Some(leg) = pending.legs.get_mut(0) {
+                leg.link = link;
+            }
+        }
+        self.touched.push(key);
     }
 
-    /// Decide every pending query: ask the next upstream, answer, or note when to look again.
+    /// Send pending query `key` to server `leg` (0: the embedded resolver, i + 1: upstream i)
+    /// with a fresh id: on a socket of its pool, or on a connection of its own over TCP.
+    fn start_leg(&mut self, key: u64, leg: usize) -> Link {
+        let (Some(pending), Some(pool)) = (self.pending.get_mut(key), self.pools.get_mut(leg))
+        else {
+            return Link::Over;
+        };
+        // The id goes into the stored query (the client's is kept in `read`, and restored in
+        // the answer and in a SERVFAIL).
+        let started = if pending.tcp {
+            let id = self.ids.fresh();
+            wire::set_id(&mut pending.query, id);
+            Attempt::start(pool.server(), id, &pending.query).map(Link::Tcp)
+        } else {
+            let owner: Owner = (key, leg);
+            pool.send(&mut pending.query, &mut self.ids, owner)
+                .map(Link::Udp)
+        };
+        started.unwrap_or_else(|e| {
+            // EMFILE, ENETUNREACH (no IPv6 route), ...: this server is out of this query.
+            crate::debug!("proxy: {}: {e}", pool.server());
+            Link::Over
+        })
+    }
+
+    /// Decide the queries this turn touched and those whose wake time has come: ask the next
+    /// upstream, answer, or note when to look again.
     fn settle(&mut self, now: Instant) {
-        let keys: Vec<u64> = self.pending.iter().map(|(&key, _)| key).collect();
-        for key in keys {
-            while let Some(pending) = self.pending.get_mut(&key) {
+        let mut keys = std::mem::take(&mut self.touched);
+        let due = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.wake.is_some_and(|at| now >= at));
+        keys.extend(due.map(|(key, _)| key));
+        for &key in &keys {
+            while let Some(pending) = self.pending.get_mut(key) {
                 match decide(&self.timing, &pending.progress, now) {
                     Verdict::WaitUntil(at) => {
                         pending.wake = Some(at);
@@ -471,65 +648,86 @@ impl Proxy {
                     }
                     Verdict::AskNext => self.ask_next_upstream(key, now),
                     Verdict::Send(source) => {
-                        let message = pending
-                            .answer(source)
-                            .map(|a| wire::with_id(a, pending.read.id));
+                        let message = pending.take_answer(source);
                         let message = message
                             .unwrap_or_else(|| wire::servfail(&pending.query, &pending.read));
-                        self.finish(key, &message, now);
+                        self.finish(key, message, now);
                     }
                     Verdict::ServFail => {
                         let message = wire::servfail(&pending.query, &pending.read);
-                        self.finish(key, &message, now);
+                        self.finish(key, message, now);
                     }
                 }
             }
         }
+        // The Vec goes back for the next turn: no allocation per turn.
+        keys.clear();
+        self.touched = keys;
     }
 
     fn ask_next_upstream(&mut self, key: u64, now: Instant) {
-        let Some(pending) = self.pending.get(&key) else {
+        let Some(pending) = self.pending.get_mut(key) else {
             return;
         };
-        let next = pending.progress.upstreams.len();
-        let Some(&server) = self.config.upstreams.get(next) else {
-            // Cannot be (upstream_count is at most their number); end the asking anyway.
-            if let Some(pending) = self.pending.get_mut(&key) {
-                pending.progress.upstream_count = next;
-            }
+        let leg = pending.legs.len();
+        if self.pools.get(leg).is_none() {
+            // Cannot be (upstream_count is the number of upstream pools); end the asking anyway.
+            pending.progress.upstream_count = pending.progress.upstreams.len();
             return;
-        };
-        let (query, tcp) = (pending.query.clone(), pending.tcp);
-        let leg = self.start_leg(server, &query, tcp);
-        let heard = if leg.attempt.is_some() {
-            Heard::Waiting
-        } else {
+        }
+        pending.legs.push(Leg {
+            link: Link::Over,
+            answer: None,
+        });
+        let link = self.start_leg(key, leg);
+        let heard = if matches!(link, Link::Over) {
             Heard::Failed
+        } else {
+            Heard::Waiting
         };
-        if let Some(pending) = self.pending.get_mut(&key) {
+        if let Some(pending) = self.pending.get_mut(key) {
             pending.progress.upstreams.push(Asked { at: now, heard });
-            pending.legs.push(leg);
+            if let Some(l) = pending.legs.get_mut(leg) {
+                l.link = link;
+            }
         }
     }
 
-    /// Answer the client and forget the query (its sockets close).
-    fn finish(&mut self, key: u64, message: &[u8], now: Instant) {
-        let Some(pending) = self.pending.remove(&key) else {
+    /// Answer the client and forget the query: answers still to come for it are dropped.
+    fn finish(&mut self, key: u64, message: Vec<u8>, now: Instant) {
+        let Some(pending) = self.pending.remove(key) else {
             return;
         };
-        match pending.client {
+        self.answer(pending.client, &message, now);
+        recycle(&mut self.spare, message);
+        recycle(&mut self.spare, pending.query);
+        for (leg, l) in pending.legs.into_iter().enumerate() {
+            if let (Link::Udp(ticket), Some(pool)) = (&l.link, self.pools.get_mut(leg)) {
+                pool.forget(*ticket);
+            }
+            if let Some(answer) = l.answer {
+                recycle(&mut self.spare, answer);
+            }
+        }
+        if pending.tcp {
+            self.tcp_pending.retain(|&k| k != key);
+        }
+    }
+
+    fn answer(&mut self, client: Client, message: &[u8], now: Instant) {
+        match client {
             Client::Udp(peer) => {
                 if let Err(e) = self.udp.send_to(message, peer) {
                     crate::debug!("proxy: answer to {peer}: {e}");
                 }
             }
             Client::Tcp(connection) => {
-                let Some(c) = self.connections.get_mut(&connection) else {
+                let Some(c) = self.connections.get_mut(connection) else {
                     return; // the client went away
                 };
                 if let Err(e) = c.answer(message, now) {
                     crate::debug!("proxy: answer to a TCP client: {e}");
-                    self.connections.remove(&connection);
+                    self.connections.remove(connection);
                 }
             }
         }
@@ -537,64 +735,127 @@ impl Proxy {
 
     /// The server of leg `leg`, for a log line.
     fn server(&self, leg: usize) -> SocketAddr {
-        match leg.checked_sub(1) {
-            None => self.config.embedded,
-            Some(i) => self
-                .config
-                .upstreams
-                .get(i)
-                .copied()
-                .unwrap_or(self.config.embedded),
-        }
-    }
-
-    fn key(&mut self) -> u64 {
-        self.next_key = self.next_key.wrapping_add(1);
-        self.next_key
+        self.pools
+            .get(leg)
+            .map_or(self.config.embedded, Pool::server)
     }
 }
 
-/// Entries by key, kept in a Vec: a few hundred at most, found by a linear search, and much
-/// less code in the static binary than a BTreeMap. Keys are never reused, so an answer for a
-/// connection that has gone never reaches a newer one.
-struct Table<T>(Vec<(u64, T)>);
+/// Entries by key in a slab: a few hundred at most, each found at once by its index, and much
+/// less code in the static binary than a BTreeMap or a HashMap. A key is a slot's index and
+/// that slot's generation, so the key of an entry that has gone (a connection closed, a query
+/// answered) never finds a newer one in its slot.
+struct Table<T> {
+    slots: Vec<(u32, Option<T>)>,
+    /// Empty slots, reused first.
+    free: Vec<u32>,
+    len: usize,
+}
 
 impl<T> Table<T> {
     fn new() -> Table<T> {
-        Table(Vec::new())
+        Table {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
     }
 
     fn len(&self) -> usize {
-        self.0.len()
+        self.len
     }
 
-    fn insert(&mut self, key: u64, value: T) {
-        self.0.push((key, value));
+    /// Keep `value`; its key.
+    fn insert(&mut self, value: T) -> u64 {
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push((0, None));
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        let generation = match self.slots.get_mut(index as usize) {
+            Some(slot) => {
+                slot.1 = Some(value);
+                slot.0
+            }
+            None => 0, // cannot be: the index is of a slot there
+        };
+        self.len += 1;
+        u64::from(generation) << 32 | u64::from(index)
     }
 
-    fn get(&self, key: &u64) -> Option<&T> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    fn slot(&self, key: u64) -> Option<&(u32, Option<T>)> {
+        let slot = self.slots.get((key & 0xffff_ffff) as usize)?;
+        (u64::from(slot.0) == key >> 32).then_some(slot)
     }
 
-    fn get_mut(&mut self, key: &u64) -> Option<&mut T> {
-        self.0.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+    fn get(&self, key: u64) -> Option<&T> {
+        self.slot(key)?.1.as_ref()
     }
 
-    fn remove(&mut self, key: &u64) -> Option<T> {
-        let index = self.0.iter().position(|(k, _)| k == key)?;
-        Some(self.0.swap_remove(index).1)
+    fn get_mut(&mut self, key: u64) -> Option<&mut T> {
+        let slot = self.slots.get_mut((key & 0xffff_ffff) as usize)?;
+        if u64::from(slot.0) != key >> 32 {
+            return None;
+        }
+        slot.1.as_mut()
     }
 
-    fn retain(&mut self, mut keep: impl FnMut(&u64, &mut T) -> bool) {
-        self.0.retain_mut(|(k, v)| keep(k, v));
+    fn remove(&mut self, key: u64) -> Option<T> {
+        let index = key & 0xffff_ffff;
+        let slot = self.slots.get_mut(index as usize)?;
+        if u64::from(slot.0) != key >> 32 {
+            return None;
+        }
+        let value = slot.1.take()?;
+        // The next entry in this slot gets another key.
+        slot.0 = slot.0.wrapping_add(1);
+        self.free.push(index as u32);
+        self.len -= 1;
+        Some(value)
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&u64, &T)> {
-        self.0.iter().map(|(k, v)| (k, v))
+    fn retain(&mut self, mut keep: impl FnMut(&mut T) -> bool) {
+        for index in 0..self.slots.len() {
+            let Some((generation, Some(value))) = self.slots.get_mut(index) else {
+                continue;
+            };
+            if !keep(value) {
+                let key = u64::from(*generation) << 32 | index as u64;
+                self.remove(key);
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &T)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(index, (generation, value))| {
+                let key = u64::from(*generation) << 32 | index as u64;
+                value.as_ref().map(|v| (key, v))
+            })
     }
 
     fn values(&self) -> impl Iterator<Item = &T> {
-        self.0.iter().map(|(_, v)| v)
+        self.slots.iter().filter_map(|(_, value)| value.as_ref())
+    }
+}
+
+/// `bytes` in a buffer of `spare`, or a new one.
+fn copy(spare: &mut Vec<Vec<u8>>, bytes: &[u8]) -> Vec<u8> {
+    let mut buffer = spare.pop().unwrap_or_default();
+    buffer.clear();
+    buffer.extend_from_slice(bytes);
+    buffer
+}
+
+/// Keep `buffer` for [`copy`]: small ones (most queries and answers), at most one per query
+/// that can be pending, so at most 128 KiB are kept.
+fn recycle(spare: &mut Vec<Vec<u8>>, buffer: Vec<u8>) {
+    if buffer.capacity() <= 512 && spare.len() < MAX_PENDING {
+        spare.push(buffer);
     }
 }
 
@@ -604,4 +865,32 @@ fn is_out_of_resources(e: &io::Error) -> bool {
         e.raw_os_error().map(Errno::from_raw),
         Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Table;
+
+    #[test]
+    fn a_table_finds_by_key_and_never_by_a_stale_one() {
+        let mut table = Table::new();
+        let a = table.insert("a");
+        let b = table.insert("b");
+        assert_eq!(
+            (table.get(a), table.get(b), table.len()),
+            (Some(&"a"), Some(&"b"), 2)
+        );
+        assert_eq!(table.remove(a), Some("a"));
+        assert_eq!(table.remove(a), None);
+        // The slot is reused, under another key: the old key finds nothing.
+        let c = table.insert("c");
+        assert_ne!(c, a);
+        assert_eq!((table.get(a), table.get(c)), (None, Some(&"c")));
+        assert!(table.get_mut(a).is_none());
+        table.retain(|v| *v != "b");
+        assert_eq!((table.get(b), table.len()), (None, 1));
+        let keys: Vec<u64> = table.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec![c]);
+        assert_eq!(table.get(u64::MAX), None);
+    }
 }

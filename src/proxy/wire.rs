@@ -109,22 +109,29 @@ fn skip_name(decoder: &mut BinDecoder) -> Result<(), DecodeError> {
     }
 }
 
-/// `packet` with its id replaced: the same bytes otherwise.
-pub fn with_id(packet: &[u8], id: u16) -> Vec<u8> {
-    let mut copy = packet.to_vec();
-    if let Some(bytes) = copy.get_mut(..2) {
+/// Replace the id of `packet`: the same bytes otherwise.
+pub fn set_id(packet: &mut [u8], id: u16) {
+    if let Some(bytes) = packet.get_mut(..2) {
         bytes.copy_from_slice(&id.to_be_bytes());
     }
-    copy
 }
 
-/// SERVFAIL for `query` (the client's bytes, read as `read`): its id, opcode, RD and CD bits
+/// The id of a message (0 for one shorter than that).
+pub fn id_of(packet: &[u8]) -> u16 {
+    packet
+        .get(..2)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+}
+
+/// SERVFAIL for `query` (the client's bytes, read as `read`, the id perhaps replaced since):
+/// the client's id, the query's opcode, RD and CD bits
 /// and question, no record.
 pub fn servfail(query: &[u8], read: &ClientQuery) -> Vec<u8> {
     let Some(asked) = query.get(..read.question_end) else {
         return Vec::new();
     };
     let mut answer = asked.to_vec();
+    set_id(&mut answer, read.id);
     if let Some(header) = answer.get_mut(..HEADER) {
         // QR, the query's opcode and RD; AA and TC clear.
         header[2] = 0x80 | (header[2] & 0x79);
@@ -289,13 +296,19 @@ mod tests {
         q.metadata.checking_disabled = true;
         q.edns = Some(Edns::new());
         let bytes = q.to_vec().unwrap();
-        let moved = with_id(&bytes, 0x0102);
+        let mut moved = bytes.clone();
+        set_id(&mut moved, 0x0102);
         assert_eq!(&moved[..2], &[1, 2]);
         assert_eq!(moved[2..], bytes[2..]);
-        assert_eq!(with_id(&[1], 5), vec![1]);
+        assert_eq!(id_of(&moved), 0x0102);
+        let mut short = [1];
+        set_id(&mut short, 5);
+        assert_eq!(short, [1]);
+        assert_eq!(id_of(&short), 0);
 
         let read = read_query(&bytes).unwrap();
-        let fail = Message::from_vec(&servfail(&bytes, &read)).unwrap();
+        // The stored query carries the id of the last attempt: the SERVFAIL has the client's.
+        let fail = Message::from_vec(&servfail(&moved, &read)).unwrap();
         assert_eq!(fail.metadata.id, 0xabcd);
         assert_eq!(fail.metadata.message_type, MessageType::Response);
         assert_eq!(fail.metadata.response_code, ResponseCode::ServFail);
@@ -336,7 +349,9 @@ mod tests {
                 let _ = servfail(&bytes, &read);
                 let _ = read_reply(&bytes, read.id, &read.question);
             }
-            let _ = with_id(&bytes, id);
+            let mut copy = bytes.clone();
+            set_id(&mut copy, id);
+            let _ = id_of(&copy);
             let mut received = bytes.clone();
             while take_frame(&mut received).is_some() {}
         }
