@@ -515,8 +515,9 @@ fn nspid_is_only(status: &[u8], pid: pid_t) -> bool {
 /// While it waits, shim needs a few pages of its own code. Start-up touched many more, and the
 /// kernel's fault-around mapped up to 16 neighbours for each: most of the binary ends up in our
 /// RSS. Drop the read-only segments' pages from our page tables (they stay in the page cache:
-/// nothing is lost) and turn fault-around off for them (MADV_RANDOM), so that only the pages the
-/// wait loop runs come back, one at a time.
+/// nothing is lost), so that only what the wait loop runs comes back. MADV_RANDOM asks for no
+/// readahead; it does not stop fault-around on current kernels, so each page the loop touches
+/// still brings up to 16 neighbours (DESIGN.md, "Shedding start-up pages").
 fn shed_startup_pages() {
     // SAFETY: AT_PHDR points at our own program headers, AT_PHNUM of them; the ranges advised are
     // our read-only PT_LOAD segments, whose pages can be dropped and faulted in again at will.
