@@ -5,6 +5,7 @@ pub mod arena;
 pub mod check;
 pub mod cli;
 pub mod dns;
+pub mod fix;
 pub mod log;
 pub mod policy;
 pub mod privileges;
