@@ -43,7 +43,7 @@ pub fn run(options: &Options, name: &str, json: bool) -> i32 {
                 &conf,
                 name,
                 options.embedded,
-                crate::supervisor::stays_parent(options.supervise),
+                crate::supervisor::stays_parent(options.needs_parent()),
                 timeout,
                 &probes,
             )
