@@ -126,7 +126,8 @@ fn podman_file_is_untouched_and_check_dns_says_podman_and_ok() {
         &net.1,
     ]);
     let dnsmasq = Removed(&["rm", "-f", "-t", "0"], unique("dns"));
-    podman_ok(&[
+    let command = harness::dnsmasq_zone_command();
+    let mut args = vec![
         "run",
         "-d",
         "--pull=never",
@@ -137,19 +138,9 @@ fn podman_file_is_untouched_and_check_dns_says_podman_and_ok() {
         "--ip6",
         UPSTREAM,
         &dns.1,
-        "/usr/sbin/dnsmasq",
-        "--keep-in-foreground",
-        "--log-facility=-",
-        "--log-queries",
-        "--no-resolv",
-        "--no-hosts",
-        "--no-poll",
-        "--user=root",
-        "--pid-file=",
-        "--local=/shim.test/",
-        &format!("--host-record={V6ONLY},{V6ONLY_AAAA}"),
-        &format!("--host-record={DUAL},{DUAL_A},{DUAL_AAAA}"),
-    ]);
+    ];
+    args.extend(command.iter().map(String::as_str));
+    podman_ok(&args);
     let start = Instant::now();
     while !common::stderr(&podman(&["logs", &dnsmasq.1])).contains("started") {
         assert!(

@@ -813,33 +813,16 @@ pub fn seed_net(engine: Engine) -> &'static SeedNet {
             .parse::<std::net::Ipv6Addr>()
             .expect("an IPv6 address")
             .to_string();
-        let host_record_v6 = format!("--host-record={V6ONLY},{V6ONLY_AAAA}");
-        let host_record_dual = format!("--host-record={DUAL},{DUAL_A},{DUAL_AAAA}");
-        let dns = Container::run_detached(
-            engine,
-            "dns",
-            &[
-                "--network",
-                &name,
-                "--ip6",
-                &dns_v6,
-                dns_image,
-                "/usr/sbin/dnsmasq",
-                "--keep-in-foreground",
-                "--log-facility=-",
-                "--log-queries",
-                "--no-resolv",
-                "--no-hosts",
-                "--no-poll",
-                "--user=root",
-                "--pid-file=",
-                // Answers the test zone from the records below, NXDOMAIN for the rest of it;
-                // with no upstream at all it forwards nothing anywhere.
-                "--local=/shim.test/",
-                &host_record_v6,
-                &host_record_dual,
-            ],
-        );
+        let mut args = vec![
+            "--network".to_owned(),
+            name.clone(),
+            "--ip6".into(),
+            dns_v6.clone(),
+        ];
+        args.push(dns_image.to_owned());
+        args.extend(dnsmasq_zone_command());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let dns = Container::run_detached(engine, "dns", &args);
         // dnsmasq opens its sockets before it logs that it started.
         let start = Instant::now();
         while !dns.logs().1.contains("started") {
@@ -1002,4 +985,29 @@ pub fn nameservers(content: &str) -> Vec<&str> {
 /// The lines shim wrote on stderr.
 pub fn shim_lines(stderr: &str) -> Vec<&str> {
     stderr.lines().filter(|l| l.starts_with("shim: ")).collect()
+}
+
+/// dnsmasq in the foreground, answering the test zone from its records and NXDOMAIN for the rest
+/// of it; with no upstream at all it forwards nothing anywhere. The command of the DNS server
+/// container of every engine's suite (Docker and Podman).
+pub fn dnsmasq_zone_command() -> Vec<String> {
+    [
+        "/usr/sbin/dnsmasq",
+        "--keep-in-foreground",
+        "--log-facility=-",
+        "--log-queries",
+        "--no-resolv",
+        "--no-hosts",
+        "--no-poll",
+        "--user=root",
+        "--pid-file=",
+        "--local=/shim.test/",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain([
+        format!("--host-record={V6ONLY},{V6ONLY_AAAA}"),
+        format!("--host-record={DUAL},{DUAL_A},{DUAL_AAAA}"),
+    ])
+    .collect()
 }
