@@ -116,6 +116,7 @@ pub fn run(argv: &[&CStr], signals: HeldSignals, how: Supervision) -> ! {
     });
     let sigchld_ignored = take_sigchld();
     let app = spawn(argv, &signals.original, sigchld_ignored);
+    crate::arena::seal();
     shed_startup_pages();
     if let Some(signo) = how.orphaned {
         // Our parent died before the kernel was asked to tell us: it is told now, as if it had
@@ -512,17 +513,29 @@ fn nspid_is_only(status: &[u8], pid: pid_t) -> bool {
     pids.next() == Some(pid.to_string().as_bytes()) && pids.next().is_none()
 }
 
+/// The ELF program header of this machine's word size (i686's differs from x86_64's and arm64's).
+#[cfg(target_pointer_width = "64")]
+type ProgramHeader = libc::Elf64_Phdr;
+#[cfg(target_pointer_width = "32")]
+type ProgramHeader = libc::Elf32_Phdr;
+
 /// While it waits, shim needs a few pages of its own code. Start-up touched many more, and the
 /// kernel's fault-around mapped up to 16 neighbours for each: most of the binary ends up in our
 /// RSS. Drop the read-only segments' pages from our page tables (they stay in the page cache:
 /// nothing is lost), so that only what the wait loop runs comes back. MADV_RANDOM asks for no
 /// readahead; it does not stop fault-around on current kernels, so each page the loop touches
 /// still brings up to 16 neighbours (DESIGN.md, "Shedding start-up pages").
+///
+/// Never inlined: scripts/link-order profiles what runs from its call on, by its name.
+#[inline(never)]
 fn shed_startup_pages() {
-    // SAFETY: AT_PHDR points at our own program headers, AT_PHNUM of them; the ranges advised are
-    // our read-only PT_LOAD segments, whose pages can be dropped and faulted in again at will.
+    // WHY collect first: the program headers lie in the first read-only segment. Reading the next
+    // header after that segment was dropped faulted its first 16 pages (64 KiB) back in.
+    let mut ranges = [(0usize, 0usize); 4];
+    let mut count = 0;
+    // SAFETY: AT_PHDR points at our own program headers, AT_PHNUM of them.
     unsafe {
-        let phdr = libc::getauxval(libc::AT_PHDR) as *const libc::Elf64_Phdr;
+        let phdr = libc::getauxval(libc::AT_PHDR) as *const ProgramHeader;
         let phnum = libc::getauxval(libc::AT_PHNUM) as usize;
         if phdr.is_null() {
             return;
@@ -533,15 +546,24 @@ fn shed_startup_pages() {
             .iter()
             .find(|h| h.p_type == libc::PT_PHDR)
             .map_or(0, |h| phdr as usize - h.p_vaddr as usize);
-        for h in headers {
-            if h.p_type != libc::PT_LOAD || h.p_flags & libc::PF_W != 0 {
-                continue;
-            }
-            let start = (bias + h.p_vaddr as usize) & !4095;
-            let end = (bias + (h.p_vaddr + h.p_memsz) as usize + 4095) & !4095;
-            let addr = start as *mut libc::c_void;
-            libc::madvise(addr, end - start, libc::MADV_RANDOM);
-            libc::madvise(addr, end - start, libc::MADV_DONTNEED);
+        let read_only = headers
+            .iter()
+            .filter(|h| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_W == 0);
+        for (slot, h) in ranges.iter_mut().zip(read_only) {
+            let (vaddr, memsz) = (h.p_vaddr as usize, h.p_memsz as usize);
+            let start = (bias + vaddr) & !4095;
+            let end = (bias + vaddr + memsz + 4095) & !4095;
+            *slot = (start, end - start);
+            count += 1;
+        }
+    }
+    for &(start, length) in ranges.iter().take(count) {
+        let addr = start as *mut libc::c_void;
+        // SAFETY: the ranges are our read-only PT_LOAD segments, whose pages can be dropped and
+        // faulted in again at will.
+        unsafe {
+            libc::madvise(addr, length, libc::MADV_RANDOM);
+            libc::madvise(addr, length, libc::MADV_DONTNEED);
         }
     }
 }
