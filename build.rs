@@ -40,10 +40,15 @@ fn main() {
 fn link_order() {
     let target = std::env::var("TARGET").unwrap_or_default();
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
-    let file = Path::new(&dir).join("link-order").join(format!("{target}.txt"));
+    let file = Path::new(&dir)
+        .join("link-order")
+        .join(format!("{target}.txt"));
     println!("cargo:rerun-if-changed={}", file.display());
     if file.exists() {
-        println!("cargo:rustc-link-arg-bins=--symbol-ordering-file={}", file.display());
+        println!(
+            "cargo:rustc-link-arg-bins=--symbol-ordering-file={}",
+            file.display()
+        );
         println!("cargo:rustc-link-arg-bins=--no-warn-symbol-ordering");
     }
     // scripts/link-order asks for the linker's map: symbol names and addresses of the very
