@@ -109,6 +109,8 @@ pub(super) struct Proxy {
     /// message once the load is steady (musl's allocator would map and unmap pages for them).
     spare: Vec<Vec<u8>>,
     ids: Ids,
+    /// The answers to UDP clients decided this turn, sent together at its end.
+    answers: Outbox,
     /// One receive buffer for every socket: the largest DNS message. Allocated zeroed, so its
     /// pages are the kernel's zero pages until a message is written into them: a 64 KiB buffer
     /// that costs the RSS of the messages received.
@@ -133,6 +135,7 @@ impl Proxy {
             tokens: Vec::new(),
             spare: Vec::new(),
             ids: Ids::new(),
+            answers: Outbox::default(),
             buffer: vec![0; 65535],
             accept_paused_until: None,
         }
@@ -151,6 +154,8 @@ impl Proxy {
             self.accept_paused_until = None;
         }
         self.settle(now);
+        self.send_queries();
+        self.send_answers();
         if self.connections.len() > 0 {
             self.connections.retain(|c| !c.is_finished(now));
         }
@@ -213,6 +218,10 @@ impl Proxy {
 
     /// Until the nearest deadline; forever when there is none: no timer while idle (I9).
     fn timeout(&self, now: Instant) -> PollTimeout {
+        if !self.touched.is_empty() {
+            // Legs that failed as the last turn's queries were sent: decided at once.
+            return PollTimeout::ZERO;
+        }
         let wakes = self.pending.values().filter_map(|p| p.wake);
         let idle = self.connections.values().filter_map(|c| c.idle_deadline());
         let nearest = wakes.chain(idle).chain(self.accept_paused_until).min();
@@ -295,6 +304,31 @@ impl Proxy {
             Err(e) => {
                 crate::debug!("proxy: TCP client: {e}");
                 self.connections.remove(key);
+            }
+        }
+    }
+
+    /// The end of a turn: each pool sends its queued queries (one sendmmsg per server). Those
+    /// that failed with their socket are decided in the next turn, without waiting.
+    fn send_queries(&mut self) {
+        for pool in self.pools.iter_mut() {
+            for (key, leg) in pool.flush() {
+                if let Some(p) = self.pending.get_mut(key) {
+                    p.heard(leg, Heard::Failed, None);
+                    self.touched.push(key);
+                }
+            }
+        }
+    }
+
+    /// The end of a turn: the answers to UDP clients, in one sendmmsg. One that cannot be sent
+    /// (a full send buffer, a client gone) is dropped, as a lost datagram would be: the client
+    /// asks again.
+    fn send_answers(&mut self) {
+        // Ends: each error drops one answer.
+        while let Err(e) = self.answers.send(self.udp.as_fd()) {
+            if let Some(peer) = self.answers.drop_first() {
+                crate::debug!("proxy: answer to {peer}: {e}");
             }
         }
     }
@@ -515,11 +549,7 @@ impl Proxy {
 
     fn answer(&mut self, client: Client, message: &[u8], now: Instant) {
         match client {
-            Client::Udp(peer) => {
-                if let Err(e) = self.udp.send_to(message, peer) {
-                    crate::debug!("proxy: answer to {peer}: {e}");
-                }
-            }
+            Client::Udp(peer) => self.answers.push(message, Some(peer), 0),
             Client::Tcp(connection) => {
                 let Some(c) = self.connections.get_mut(connection) else {
                     return; // the client went away

@@ -7,7 +7,8 @@
 //!
 //! One thread of shim's process runs [`serve`]: one poll(2) loop over the two listeners, a few
 //! UDP sockets per server kept for its life ([`pool`]), the clients' TCP connections and one
-//! connection per TCP attempt. The timeout of poll is the nearest deadline, and infinite when
+//! connection per TCP attempt. The datagrams a turn queues leave at its end, one sendmmsg(2)
+//! per socket ([`outbox`]). The timeout of poll is the nearest deadline, and infinite when
 //! nothing is pending: no wake-up while no query comes (I9).
 //! Everything is bounded (connections, pending queries, buffers) and every error is logged at
 //! debug level and survived: shim is PID 1, a panic here would take the app down.
@@ -16,6 +17,7 @@ mod attempt;
 mod client;
 pub mod decide;
 mod engine;
+mod outbox;
 mod pool;
 mod table;
 pub mod wire;
@@ -36,6 +38,7 @@ use attempt::{Attempt, Event};
 use client::Connection;
 use decide::{decide, Asked, Heard, Progress, Source, Timing, Verdict};
 use engine::Proxy;
+use outbox::Outbox;
 use pool::{Owner, Pool, Ticket};
 use table::Table;
 use wire::{ClientQuery, Ids};

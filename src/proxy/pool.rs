@@ -9,6 +9,9 @@
 //! the kernel (random in the ephemeral range), the ids are fresh per query and never one in
 //! flight on the same socket, a connected socket takes datagrams from its server's address and
 //! port only, and an answer counts only with our id and the question asked (`wire::read_reply`).
+//!
+//! The queries of one turn of the loop all go on one socket and leave together at its end
+//! ([`Pool::flush`], one sendmmsg(2)); the next turn's go on the next socket.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -16,6 +19,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::poll::PollFlags;
 
+use super::outbox::Outbox;
 use super::wire::Ids;
 
 /// Sockets per server: enough that one socket's receive queue is not the bottleneck, few
@@ -27,23 +31,24 @@ pub type Owner = (u64, usize);
 
 pub struct Pool {
     server: SocketAddr,
-    slots: Vec<Slot>,
-    /// The slot the next query goes to: round-robin.
-    next: usize,
-}
-
-#[derive(Default)]
-struct Slot {
     /// Opened on first use, closed after an error (and opened again on the next use).
-    socket: Option<UdpSocket>,
+    sockets: Vec<Option<UdpSocket>>,
+    /// The queries waiting for an answer, on every socket: one list for the pool, not one per
+    /// socket, since a turn's queries all go on one socket (one list grows to the queries in
+    /// flight, where four would each grow to a turn's worth).
     waiting: Vec<Waiting>,
+    /// The socket queries go to: the same for a whole turn, so that they leave in one
+    /// sendmmsg; the next once they have all gone (round-robin).
+    current: usize,
+    /// The queries for the current socket not sent yet: this turn's, and those its full send
+    /// buffer held back. At most one per pending query.
+    outbox: Outbox,
 }
 
 struct Waiting {
+    slot: u8,
     id: u16,
     owner: Owner,
-    /// The query, while the socket's send buffer was full.
-    unsent: Option<Vec<u8>>,
 }
 
 /// Where a query went: what [`Pool::forget`] needs.
@@ -53,12 +58,20 @@ pub struct Ticket {
     pub id: u16,
 }
 
+impl Ticket {
+    fn is(&self, waiting: &Waiting) -> bool {
+        usize::from(waiting.slot) == self.slot && waiting.id == self.id
+    }
+}
+
 impl Pool {
     pub fn new(server: SocketAddr) -> Pool {
         Pool {
             server,
-            slots: (0..SOCKETS).map(|_| Slot::default()).collect(),
-            next: 0,
+            sockets: (0..SOCKETS).map(|_| None).collect(),
+            waiting: Vec::new(),
+            current: 0,
+            outbox: Outbox::default(),
         }
     }
 
@@ -66,120 +79,112 @@ impl Pool {
         self.server
     }
 
-    /// Send `query` (a client's bytes: its id is replaced in place) for `owner`, on the next
-    /// socket, with an id no other query waiting on that socket has.
+    /// Queue `query` (a client's bytes: its id is replaced in place) for `owner`, on the
+    /// current socket, with an id no other query waiting on that socket has. It leaves with
+    /// the turn's others at [`Pool::flush`].
     pub fn send(&mut self, query: &mut [u8], ids: &mut Ids, owner: Owner) -> io::Result<Ticket> {
-        let slot_index = self.next % SOCKETS;
-        self.next = self.next.wrapping_add(1);
-        let server = self.server;
-        let slot = self
-            .slots
-            .get_mut(slot_index)
-            .ok_or(io::ErrorKind::NotFound)?;
-        if slot.socket.is_none() {
-            slot.socket = Some(open(server)?);
+        let slot = self.current;
+        let socket = self.sockets.get_mut(slot).ok_or(io::ErrorKind::NotFound)?;
+        if socket.is_none() {
+            *socket = Some(open(self.server)?);
         }
-        let id = slot.fresh_id(ids).ok_or(io::ErrorKind::AddrInUse)?;
-        if let Some(bytes) = query.get_mut(..2) {
-            bytes.copy_from_slice(&id.to_be_bytes());
-        }
-        let unsent = match slot.socket.as_ref().map(|s| s.send(query)) {
-            Some(Ok(_)) => None,
-            Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => Some(query.to_vec()),
-            Some(Err(e)) => {
-                // ECONNREFUSED left by an earlier query, ENETUNREACH, ...: start afresh next time.
-                slot.socket = None;
-                return Err(e);
-            }
-            None => return Err(io::ErrorKind::NotConnected.into()),
-        };
-        slot.waiting.push(Waiting { id, owner, unsent });
-        Ok(Ticket {
-            slot: slot_index,
+        let id = self.fresh_id(slot, ids).ok_or(io::ErrorKind::AddrInUse)?;
+        super::wire::set_id(query, id);
+        self.outbox.push(query, None, id);
+        let ticket = Ticket { slot, id };
+        self.waiting.push(Waiting {
+            slot: slot as u8, // < SOCKETS
             id,
-        })
+            owner,
+        });
+        Ok(ticket)
     }
 
-    /// The query is decided: an answer to it is no longer awaited.
+    /// The query is decided: an answer to it is no longer awaited (and if it has not gone yet,
+    /// it does not go).
     pub fn forget(&mut self, ticket: Ticket) {
-        if let Some(slot) = self.slots.get_mut(ticket.slot) {
-            if let Some(i) = slot.waiting.iter().position(|w| w.id == ticket.id) {
-                slot.waiting.swap_remove(i);
+        if let Some(i) = self.waiting.iter().position(|w| ticket.is(w)) {
+            self.waiting.swap_remove(i);
+            if ticket.slot == self.current {
+                self.outbox.remove(ticket.id);
             }
+        }
+    }
+
+    /// The end of a turn: send the queued queries, in one sendmmsg(2) (two past 64). The rest
+    /// of those a full send buffer held back waits for POLLOUT ([`Pool::interest`]). The owners
+    /// whose queries failed with the socket.
+    pub fn flush(&mut self) -> Vec<Owner> {
+        if self.outbox.is_empty() {
+            return Vec::new();
+        }
+        let current = self.current;
+        let sent = match self.sockets.get(current).and_then(Option::as_ref) {
+            Some(socket) => self.outbox.send(socket.as_fd()),
+            None => Err(io::ErrorKind::NotConnected.into()), // cannot be: queued on an open socket
+        };
+        match sent {
+            Ok(()) => {
+                self.current = (current + 1) % SOCKETS;
+                Vec::new()
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Vec::new(),
+            // ECONNREFUSED left by an earlier query (the server's ICMP port unreachable),
+            // ENETUNREACH, ...: the server is not there for any query on the socket.
+            Err(e) => self.fail(current, &e),
         }
     }
 
     /// The open sockets and what to wait for on each, with their slot.
     pub fn interest(&self) -> impl Iterator<Item = (usize, BorrowedFd<'_>, PollFlags)> {
-        self.slots.iter().enumerate().filter_map(|(i, slot)| {
-            let socket = slot.socket.as_ref()?;
-            let mut flags = PollFlags::POLLIN;
-            if slot.waiting.iter().any(|w| w.unsent.is_some()) {
-                flags |= PollFlags::POLLOUT;
-            }
-            Some((i, socket.as_fd(), flags))
-        })
+        let held_back = !self.outbox.is_empty();
+        self.sockets
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, socket)| {
+                let socket = socket.as_ref()?;
+                let mut flags = PollFlags::POLLIN;
+                if held_back && i == self.current {
+                    flags |= PollFlags::POLLOUT;
+                }
+                Some((i, socket.as_fd(), flags))
+            })
     }
 
-    /// Slot `slot` is ready: send what waited for room, then read every datagram there is and
-    /// hand each with a waited-for id to `reply` (with its owner), which says whether it was the
-    /// answer (the wait is then over). The owners whose queries failed with the socket.
+    /// Socket `slot` is ready: read every datagram there is and hand each with a waited-for id
+    /// to `reply` (with its owner), which says whether it was the answer (the wait is then
+    /// over). The owners whose queries failed with the socket. (What waited for room goes at
+    /// the turn's [`Pool::flush`].)
     pub fn serve(
         &mut self,
         slot: usize,
         buffer: &mut [u8],
         mut reply: impl FnMut(Owner, &[u8]) -> bool,
     ) -> Vec<Owner> {
-        let Some(slot) = self.slots.get_mut(slot) else {
-            return Vec::new();
-        };
-        if let Err(e) = slot.flush().and_then(|()| slot.receive(buffer, &mut reply)) {
-            // A connected UDP socket reports the server's ICMP port unreachable as ECONNREFUSED,
-            // not knowing which query caused it: the server is not there for any of them.
-            crate::debug!("proxy: {}: {e}", self.server);
-            slot.socket = None;
-            return slot.waiting.drain(..).map(|w| w.owner).collect();
+        match self.receive(slot, buffer, &mut reply) {
+            Ok(()) => Vec::new(),
+            // A connected UDP socket reports the server's ICMP port unreachable as
+            // ECONNREFUSED, not knowing which query caused it: the server is not there for any.
+            Err(e) => self.fail(slot, &e),
         }
-        Vec::new()
     }
-}
 
-impl Slot {
-    /// An id for a new query: not one a query waiting on this socket has, so that an answer
-    /// finds its query by id alone before its question is compared.
-    fn fresh_id(&self, ids: &mut Ids) -> Option<u16> {
-        // At most 256 queries wait on a socket, of 65536 ids: a free one comes in a try or two.
+    /// An id for a new query on socket `slot`: not one a query waiting on that socket has, so
+    /// that an answer finds its query by id alone before its question is compared.
+    fn fresh_id(&self, slot: usize, ids: &mut Ids) -> Option<u16> {
+        // At most 256 queries wait, of 65536 ids: a free one comes in a try or two.
         (0..64)
             .map(|_| ids.fresh())
-            .find(|id| self.waiting.iter().all(|w| w.id != *id))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        let Some(socket) = &self.socket else {
-            return Ok(());
-        };
-        for waiting in self.waiting.iter_mut() {
-            let Some(query) = waiting.unsent.take() else {
-                continue;
-            };
-            match socket.send(&query) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    waiting.unsent = Some(query);
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+            .find(|&id| !self.waiting.iter().any(|w| Ticket { slot, id }.is(w)))
     }
 
     fn receive(
         &mut self,
+        slot: usize,
         buffer: &mut [u8],
         reply: &mut impl FnMut(Owner, &[u8]) -> bool,
     ) -> io::Result<()> {
-        let Some(socket) = &self.socket else {
+        let Some(Some(socket)) = self.sockets.get(slot) else {
             return Ok(());
         };
         loop {
@@ -190,9 +195,12 @@ impl Slot {
                 Err(e) => return Err(e),
             };
             let packet = buffer.get(..length).unwrap_or_default();
-            let id = super::wire::id_of(packet);
+            let ticket = Ticket {
+                slot,
+                id: super::wire::id_of(packet),
+            };
             // A late answer to a decided query, or a stray: nobody waits for it.
-            let Some(i) = self.waiting.iter().position(|w| w.id == id) else {
+            let Some(i) = self.waiting.iter().position(|w| ticket.is(w)) else {
                 continue;
             };
             let owner = self.waiting.get(i).map_or((0, 0), |w| w.owner);
@@ -200,6 +208,27 @@ impl Slot {
                 self.waiting.swap_remove(i);
             }
         }
+    }
+
+    /// Close socket `slot` after error `e` (the next query opens another): every query waiting
+    /// on it fails, those not sent yet included. Their owners.
+    fn fail(&mut self, slot: usize, e: &io::Error) -> Vec<Owner> {
+        crate::debug!("proxy: {}: {e}", self.server);
+        if slot == self.current {
+            self.outbox.clear();
+        }
+        if let Some(socket) = self.sockets.get_mut(slot) {
+            *socket = None;
+        }
+        let mut failed = Vec::new();
+        self.waiting.retain(|w| {
+            let on_it = usize::from(w.slot) == slot;
+            if on_it {
+                failed.push(w.owner);
+            }
+            !on_it
+        });
+        failed
     }
 }
 
@@ -223,23 +252,41 @@ mod tests {
         nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(2000u16)).unwrap();
     }
 
+    fn server() -> UdpSocket {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        server
+    }
+
+    /// Every datagram the server has, with where it came from.
+    fn receive_all(server: &UdpSocket) -> Vec<(Vec<u8>, SocketAddr)> {
+        let mut buffer = [0u8; 512];
+        let mut received = Vec::new();
+        while let Ok((n, from)) = server.recv_from(&mut buffer) {
+            received.push((buffer[..n].to_vec(), from));
+        }
+        received
+    }
+
     /// Several queries on the pool's sockets: each answer reaches its own query, whatever the
     /// order; strays and late answers reach none; ids are distinct on each socket.
     #[test]
     fn answers_find_their_queries_on_shared_sockets() {
-        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
-        server
-            .set_read_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
+        let server = server();
         let mut pool = Pool::new(server.local_addr().unwrap());
         let mut ids = Ids::new();
+        // SOCKETS turns of 3 queries: each turn's go on a socket of their own.
         let count = 3 * SOCKETS;
-        let tickets: Vec<Ticket> = (0..count)
-            .map(|i| {
+        let mut tickets = Vec::new();
+        for turn in 0..SOCKETS {
+            for i in 3 * turn..3 * turn + 3 {
                 let mut query = vec![0, 0, i as u8];
-                pool.send(&mut query, &mut ids, (i as u64, 1)).unwrap()
-            })
-            .collect();
+                tickets.push(pool.send(&mut query, &mut ids, (i as u64, 1)).unwrap());
+            }
+            assert!(pool.flush().is_empty());
+        }
         for slot in 0..SOCKETS {
             let mut on_slot: Vec<u16> = tickets
                 .iter()
@@ -251,12 +298,8 @@ mod tests {
             assert_eq!(on_slot.len(), 3, "distinct ids on socket {slot}");
         }
         // The server answers in reverse order, each datagram echoed back, and a stray first.
-        let mut received = Vec::new();
-        let mut buffer = [0u8; 512];
-        for _ in 0..count {
-            let (n, from) = server.recv_from(&mut buffer).unwrap();
-            received.push((buffer[..n].to_vec(), from));
-        }
+        let received = receive_all(&server);
+        assert_eq!(received.len(), count);
         for (packet, from) in received.iter().rev() {
             server.send_to(&[0xff, 0xff, 0xff], from).unwrap();
             server.send_to(packet, from).unwrap();
@@ -264,6 +307,7 @@ mod tests {
         // Query 0 is decided before its answer is read: that answer reaches nobody.
         pool.forget(tickets[0]);
         let mut heard = Vec::new();
+        let mut buffer = [0u8; 512];
         for _ in 0..20 {
             wait_readable(&pool);
             for slot in 0..SOCKETS {
@@ -290,7 +334,54 @@ mod tests {
         }
     }
 
-    /// A server that is not there: ECONNREFUSED fails every query waiting on that socket.
+    /// A turn's queries wait for the flush, then reach the server together, in order, from one
+    /// socket; a query decided before the flush never goes. The next turn's use another socket.
+    #[test]
+    fn a_turns_queries_leave_together_on_one_socket() {
+        let server = server();
+        server.set_nonblocking(true).unwrap();
+        let mut pool = Pool::new(server.local_addr().unwrap());
+        let mut ids = Ids::new();
+        let count = 100; // more than one sendmmsg's worth
+        let tickets: Vec<Ticket> = (0..count)
+            .map(|i| {
+                let mut query = vec![0, 0, i as u8];
+                pool.send(&mut query, &mut ids, (i as u64, 0)).unwrap()
+            })
+            .collect();
+        let mut buffer = [0u8; 64];
+        assert_eq!(
+            server.recv_from(&mut buffer).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock,
+            "nothing leaves before the flush"
+        );
+        assert!(tickets.iter().all(|t| t.slot == tickets[0].slot));
+        pool.forget(tickets[7]);
+        assert!(pool.flush().is_empty());
+        server.set_nonblocking(false).unwrap();
+        let received = receive_all(&server);
+        let expected: Vec<Vec<u8>> = (0..count)
+            .filter(|&i| i != 7)
+            .map(|i| {
+                let id = tickets[i].id.to_be_bytes();
+                vec![id[0], id[1], i as u8]
+            })
+            .collect();
+        assert_eq!(
+            received.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+            expected
+        );
+        let from = received[0].1;
+        assert!(received.iter().all(|(_, f)| *f == from), "one socket");
+        // The next turn's query goes on the next socket.
+        let next = pool.send(&mut [0, 0, 1], &mut ids, (200, 0)).unwrap();
+        assert_ne!(next.slot, tickets[0].slot);
+        assert!(pool.flush().is_empty());
+        assert_ne!(receive_all(&server)[0].1, from);
+    }
+
+    /// A server that is not there: ECONNREFUSED fails every query waiting on that socket, when
+    /// the socket is read.
     #[test]
     fn a_refused_socket_fails_its_queries() {
         let gone = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -299,11 +390,40 @@ mod tests {
         let mut pool = Pool::new(address);
         let mut ids = Ids::new();
         let ticket = pool.send(&mut [0, 0, 1], &mut ids, (7, 0)).unwrap();
+        assert!(pool.flush().is_empty());
         wait_readable(&pool);
         let mut buffer = [0u8; 64];
         let failed = pool.serve(ticket.slot, &mut buffer, |_, _| true);
         assert_eq!(failed, vec![(7, 0)]);
         // The socket is opened again for the next query.
         assert!(pool.send(&mut [0, 0, 2], &mut ids, (8, 0)).is_ok());
+    }
+
+    /// The same when the error comes back on sending: the socket's next flush fails the
+    /// queries already waiting on it and those it was to send.
+    #[test]
+    fn a_refused_socket_fails_its_queries_at_the_flush() {
+        let gone = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let address = gone.local_addr().unwrap();
+        drop(gone);
+        let mut pool = Pool::new(address);
+        let mut ids = Ids::new();
+        // One query per socket, the first socket's refused and not read.
+        for key in 0..SOCKETS as u64 {
+            pool.send(&mut [0, 0, 1], &mut ids, (key, 0)).unwrap();
+            assert!(pool.flush().is_empty());
+        }
+        wait_readable(&pool);
+        std::thread::sleep(Duration::from_millis(50)); // every ICMP is in
+        let ticket = pool.send(&mut [0, 0, 2], &mut ids, (100, 0)).unwrap();
+        assert_eq!(ticket.slot, 0);
+        let mut failed = pool.flush();
+        failed.sort_unstable();
+        assert_eq!(failed, vec![(0, 0), (100, 0)]);
+        // Nothing is left to send, nothing waits for room.
+        assert!(pool.flush().is_empty());
+        assert!(pool
+            .interest()
+            .all(|(_, _, flags)| !flags.contains(PollFlags::POLLOUT)));
     }
 }
