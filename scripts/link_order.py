@@ -86,6 +86,30 @@ def check(map_path, order_path):
     print(f"{order_path}: {found} of {len(ordered)} symbols found", file=sys.stderr)
 
 
+def libc_rodata(map_path, hot):
+    """The read-only data of the libc objects (`libc.a(X.lo)`) that hold a function of `hot`:
+    musl's allocator reads its size-class tables on every call, and they would lie in another
+    window of pages than the rest of .rodata that shim reads after its start-up."""
+    entry = re.compile(r"^\s*[0-9a-f]+\s+[0-9a-f]+\s+[0-9a-f]+\s+\d+\s+(\S.*)$")
+    objects, rodata, section = set(), [], None
+    for line in open(map_path):
+        m = entry.match(line)
+        if not m:
+            continue
+        text = m.group(1).strip()
+        source = re.search(r"(libc\.a\([^)]*\)):\((\.[^)]*)\)$", text)
+        if source:
+            section = source.groups()
+            name = re.sub(r"^\.text\.", "", section[1])
+            if name in hot:
+                objects.add(section[0])
+        elif ":(" in text:
+            section = None
+        elif section and section[1].startswith(".rodata") and " " not in text:
+            rodata.append((section[0], text))
+    return [name for obj, name in rodata if obj in objects]
+
+
 def main():
     if sys.argv[1] == "--check":
         return check(sys.argv[2], sys.argv[3])
@@ -118,6 +142,7 @@ def main():
             if name not in seen:
                 seen.add(name)
                 ordered.append(name)
+    ordered += [name for name in libc_rodata(map_path, seen) if name not in seen]
     with open(out, "w") as f:
         f.write("".join(name + "\n" for name in ordered))
     print(f"link_order.py: {len(ordered)} symbols from {len(dumps)} dumps", file=sys.stderr)
