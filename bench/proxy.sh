@@ -16,7 +16,7 @@
 #
 # Figures: latency per lookup (bench/dns_latency.c: N sequential UDP queries, each timed from send
 # to the matching answer; median and p99), queries per second (dnsperf, 100 queries outstanding,
-# DURATION s), VmRSS of shim with the proxy idle, at the end of the load and its peak (VmHWM),
+# DURATION s), the server's CPU time per query while dnsperf sends a fixed RATE (20000/s), VmRSS of shim with the proxy idle, at the end of the load and its peak (VmHWM),
 # against shim without the proxy (`--embedded drop`), and wake-ups of shim (the sum of
 # voluntary + involuntary context switches over all its threads) over IDLE s with no query.
 #
@@ -194,6 +194,20 @@ qps() {
 	echo "${q:-0} ${lost:-?}"
 }
 
+# cpu_per_query SERVER PID: CPU time of process PID (all its threads, user and system) per query
+# answered while dnsperf sends RATE queries/s for DURATION s: what a query costs a server that is
+# not saturated (queries/s measures the saturated rate, where the machine's other work weighs in).
+RATE=${RATE:-20000}
+cpu_per_query() {
+	local before after answered
+	before=$(awk '{ print $14 + $15 }' /proc/"$2"/stat)
+	answered=$(nsexec dnsperf -s "$1" -p 53 -d "$WORK/outside.q" -l "$DURATION" -c 1 -q 100 -Q "$RATE" -t 2 2>&1 |
+		awk '/Queries completed:/ { print $3 }')
+	after=$(awk '{ print $14 + $15 }' /proc/"$2"/stat)
+	awk -v t=$((after - before)) -v q="${answered:-0}" -v hz="$(getconf CLK_TCK)" \
+		'BEGIN { if (q > 0) printf "%.1f", t / hz * 1e6 / q; else print "n/a" }'
+}
+
 printf 'v6only.test AAAA\n' >"$WORK/outside.q"
 printf 'dual.test A\n' >"$WORK/names.q"
 
@@ -222,6 +236,8 @@ echo "latency (us, median/p99): direct $direct_med/$direct_p99, dnsmasq $dnsmasq
 
 read -r direct_qps direct_lost < <(qps "$UPSTREAM" "$WORK/outside.q")
 read -r dnsmasq_qps dnsmasq_lost < <(qps "$DNSMASQ_AT" "$WORK/outside.q")
+dnsmasq_cpu=$(cpu_per_query "$DNSMASQ_AT" "$DNSMASQ_PID")
+proxy_cpu=$(cpu_per_query "$PROXY_AT" "$PROXY_PID")
 # Under load: the proxy's RSS sampled near the end of its run, then its peak during the run:
 # VmHWM is reset to the current RSS first (clear_refs 5), or it would be the peak of shim's
 # start-up, before it dropped its start-up pages.
@@ -248,6 +264,7 @@ stop_bg "$DNSMASQ_PID"
 start_dnsmasq 0 --all-servers --server=127.0.0.11 --server="$UPSTREAM"
 read -r both_med both_p99 < <(latencies v6only.test AAAA "$DNSMASQ_AT")
 read -r both_qps both_lost < <(qps "$DNSMASQ_AT" "$WORK/outside.q")
+both_cpu=$(cpu_per_query "$DNSMASQ_AT" "$DNSMASQ_PID")
 stop_bg "$DNSMASQ_PID"
 stop_bg "$RESPONDER_PID"
 
@@ -305,18 +322,18 @@ section=$WORK/section.md
 	echo "bind-mounted Docker 25 file, so it serves on 127.0.0.153. Latency: $N sequential UDP queries"
 	echo "(\`bench/dns_latency.c\`, send to matching answer) in $ROUNDS rounds, the servers in turns; median and p99"
 	echo "are the medians over the rounds; queries per second: dnsperf, 100 outstanding,"
-	echo "${DURATION} s; RSS: VmRSS (peak: VmHWM over the load, reset before it); wake-ups: context switches of all of shim's threads over ${IDLE} s"
+	echo "${DURATION} s; server CPU per query: user + system time of the server's process while dnsperf sends $RATE queries/s for ${DURATION} s, divided by the queries answered; RSS: VmRSS (peak: VmHWM over the load, reset before it); wake-ups: context switches of all of shim's threads over ${IDLE} s"
 	echo "with no query."
 	echo
 	echo "Outside name (\`v6only.test AAAA\`, 127.0.0.11 silent):"
 	echo
-	echo "| path | median µs | p99 µs | added median µs | queries/s | lost |"
-	echo "|---|---|---|---|---|---|"
-	echo "| (a) upstream directly | $direct_med | $direct_p99 | | $direct_qps | $direct_lost |"
-	echo "| (b) dnsmasq, no cache | $dnsmasq_med | $dnsmasq_p99 | $(added "$dnsmasq_med" "$direct_med") | $dnsmasq_qps | $dnsmasq_lost |"
-	echo "| (b') dnsmasq, default cache (answers from memory) | $cached_med | $cached_p99 | $(added "$cached_med" "$direct_med") | $cached_qps | $cached_lost |"
-	echo "| (b'') dnsmasq, no cache, \`--all-servers\` 127.0.0.11 and the upstream (asks both, as the proxy; takes the first answer, so musl's race for container names stays) | $both_med | $both_p99 | $(added "$both_med" "$direct_med") | $both_qps | $both_lost |"
-	echo "| (c) shim's proxy | $proxy_med | $proxy_p99 | $(added "$proxy_med" "$direct_med") | $proxy_qps | $proxy_lost |"
+	echo "| path | median µs | p99 µs | added median µs | queries/s | lost | server CPU µs per query at $RATE/s |"
+	echo "|---|---|---|---|---|---|---|"
+	echo "| (a) upstream directly | $direct_med | $direct_p99 | | $direct_qps | $direct_lost | |"
+	echo "| (b) dnsmasq, no cache | $dnsmasq_med | $dnsmasq_p99 | $(added "$dnsmasq_med" "$direct_med") | $dnsmasq_qps | $dnsmasq_lost | $dnsmasq_cpu |"
+	echo "| (b') dnsmasq, default cache (answers from memory) | $cached_med | $cached_p99 | $(added "$cached_med" "$direct_med") | $cached_qps | $cached_lost | |"
+	echo "| (b'') dnsmasq, no cache, \`--all-servers\` 127.0.0.11 and the upstream (asks both, as the proxy; takes the first answer, so musl's race for container names stays) | $both_med | $both_p99 | $(added "$both_med" "$direct_med") | $both_qps | $both_lost | $both_cpu |"
+	echo "| (c) shim's proxy | $proxy_med | $proxy_p99 | $(added "$proxy_med" "$direct_med") | $proxy_qps | $proxy_lost | $proxy_cpu |"
 	echo
 	echo "Names path (\`dual.test A\`, 127.0.0.11 answers):"
 	echo
@@ -334,7 +351,8 @@ section=$WORK/section.md
 	echo "| \`--embedded proxy\`, under load (end of the dnsperf run / peak VmHWM) | $proxy_rss_load / $proxy_hwm | $proxy_split_load | $proxy_wakeups_after (idle again after the load) |"
 	echo
 	echo "Ratios: proxy against dnsmasq (no cache): added median latency $(ratio "$(added "$proxy_med" "$direct_med")" "$(added "$dnsmasq_med" "$direct_med")")x, queries/s $(ratio "$proxy_qps" "$dnsmasq_qps")x"
-	echo "($(ratio "$proxy_qps" "$both_qps")x against dnsmasq asking both servers);"
+	echo "($(ratio "$proxy_qps" "$both_qps")x against dnsmasq asking both servers); CPU per query at $RATE/s $(ratio "$proxy_cpu" "$dnsmasq_cpu")x dnsmasq's"
+	echo "($(ratio "$proxy_cpu" "$both_cpu")x against dnsmasq asking both servers);"
 	echo "against the upstream directly: median $(ratio "$proxy_med" "$direct_med")x, queries/s $(ratio "$proxy_qps" "$direct_qps")x."
 	echo
 	echo "Goals (issue 12):"

@@ -173,6 +173,20 @@ mod tests {
             let p = arena.alloc(rest);
             assert!(!in_buffer(p));
             arena.dealloc(p, rest);
+
+            // Sealed, the arena hands out nothing more, even a block that would still fit,
+            // and its last block no longer grows in place.
+            USED.store(0, Relaxed);
+            let last = arena.alloc(Layout::from_size_align(8, 8).unwrap());
+            assert!(in_buffer(last));
+            seal();
+            let small = Layout::from_size_align(8, 8).unwrap();
+            let after = arena.alloc(small);
+            assert!(!after.is_null() && !in_buffer(after));
+            arena.dealloc(after, small);
+            let moved = arena.realloc(last, small, 16);
+            assert!(!in_buffer(moved));
+            arena.dealloc(moved, Layout::from_size_align(16, 8).unwrap());
         }
     }
 }
