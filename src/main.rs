@@ -114,6 +114,11 @@ fn run(options: &Options, command: &[&CStr]) -> ! {
         exit_zero: options.exit_zero,
         orphaned,
     };
+    if proxied {
+        // The proxy's thread lives on and allocates for every query: from here on the system
+        // allocator serves it, which reuses what is freed; the arena never does (DESIGN.md).
+        shim::arena::seal();
+    }
     supervisor::run(command, signals, how)
 }
 

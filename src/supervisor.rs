@@ -116,7 +116,6 @@ pub fn run(argv: &[&CStr], signals: HeldSignals, how: Supervision) -> ! {
     });
     let sigchld_ignored = take_sigchld();
     let app = spawn(argv, &signals.original, sigchld_ignored);
-    crate::arena::seal();
     shed_startup_pages();
     if let Some(signo) = how.orphaned {
         // Our parent died before the kernel was asked to tell us: it is told now, as if it had
