@@ -6,7 +6,8 @@
 # route out, no other traffic), side by side in one run:
 #   (a) the upstream asked directly: examples/dns_responder, zone@[2001:db8::53]:53;
 #   (b) dnsmasq (Debian's dnsmasq-base) as a forwarder on 127.0.0.2, cache off (--cache-size=0:
-#       like the proxy, every query goes upstream), and once with its default cache (150 names);
+#       like the proxy, every query goes upstream), on 127.0.0.4 with its default cache (150
+#       names), and on 127.0.0.3 asking 127.0.0.11 and the upstream (--all-servers, no cache);
 #   (c) shim's proxy on 127.0.0.153: shim as PID 1 of a PID namespace (`unshare --pid --fork
 #       --mount-proc`), `--embedded proxy -- sleep`, its /etc/resolv.conf a bind-mounted Docker 25
 #       file (127.0.0.11, then 2001:db8::53, options ndots:0).
@@ -16,11 +17,15 @@
 #
 # Figures: latency per lookup (bench/dns_latency.c: N sequential UDP queries, each timed from send
 # to the matching answer; median and p99), queries per second (dnsperf, 100 queries outstanding,
-# DURATION s), the server's CPU time per query while dnsperf sends a fixed RATE (20000/s), VmRSS of shim with the proxy idle, at the end of the load and its peak (VmHWM),
-# against shim without the proxy (`--embedded drop`), and wake-ups of shim (the sum of
-# voluntary + involuntary context switches over all its threads) over IDLE s with no query.
+# DURATION s, QROUNDS rounds with the servers in turns, the median), the server's CPU time per
+# query while dnsperf sends a fixed RATE, VmRSS of shim with the proxy idle, at the end of a load
+# and its peak (VmHWM), against shim without the proxy (`--embedded drop`), and wake-ups of shim
+# (the sum of voluntary + involuntary context switches over all its threads) over IDLE s with no
+# query. The servers compared run side by side, so that each round measures all of them under
+# the same load from the rest of the machine.
 #
-#   bench/proxy.sh              # N=20000 sequential queries, DURATION=5 s of load, IDLE=3 s
+#   bench/proxy.sh      # N=20000 queries, DURATION=5 s, QROUNDS=3, RATE=20000/s, IDLE=3 s
+# Takes about four minutes.
 # Needs root, iproute2, util-linux (unshare, mount), gcc, dnsmasq (dnsmasq-base), dnsperf.
 set -euo pipefail
 
@@ -77,7 +82,9 @@ nsexec ip link set veth1 up
 nsexec ip link set veth0 up
 
 UPSTREAM=2001:db8::53
-DNSMASQ_AT=127.0.0.2
+DNSMASQ_AT=127.0.0.2        # forwarding to the upstream, no cache
+CACHED_AT=127.0.0.4         # the same with dnsmasq's default cache
+BOTH_AT=127.0.0.3           # asking 127.0.0.11 and the upstream (--all-servers), no cache
 PROXY_AT=127.0.0.153
 
 # start_bg NAME COMMAND...: run COMMAND in the namespace, in the background; its pid in $BG.
@@ -105,15 +112,14 @@ start_responders() {
 	exit 1
 }
 
-start_dnsmasq() { # CACHE_SIZE [OPTION...]
-	local cache=$1
-	shift
-	start_bg "dnsmasq-$cache$#" "$DNSMASQ" --keep-in-foreground --log-facility=- \
+start_dnsmasq() { # ADDRESS CACHE_SIZE [OPTION...]: its pid in $BG
+	local address=$1 cache=$2
+	shift 2
+	start_bg "dnsmasq-$address" "$DNSMASQ" --keep-in-foreground --log-facility=- \
 		--no-resolv --no-hosts --no-poll --user=root --pid-file= \
-		--listen-address="$DNSMASQ_AT" --bind-interfaces --port=53 \
+		--listen-address="$address" --bind-interfaces --port=53 \
 		--cache-size="$cache" "${@:---server=$UPSTREAM}"
-	DNSMASQ_PID=$BG
-	for _ in $(seq 100); do grep -q started "$WORK/dnsmasq-$cache$#.out" && return; sleep 0.05; done
+	for _ in $(seq 100); do grep -q started "$WORK/dnsmasq-$address.out" && return; sleep 0.05; done
 	echo "bench/proxy.sh: dnsmasq did not start" >&2
 	exit 1
 }
@@ -194,18 +200,62 @@ qps() {
 	echo "${q:-0} ${lost:-?}"
 }
 
-# cpu_per_query SERVER PID: CPU time of process PID (all its threads, user and system) per query
-# answered while dnsperf sends RATE queries/s for DURATION s: what a query costs a server that is
-# not saturated (queries/s measures the saturated rate, where the machine's other work weighs in).
+# cpu_per_query SERVER PID QUERYFILE: CPU time of process PID (all its threads, user and system)
+# per query answered while dnsperf sends RATE queries/s for DURATION s: what a query costs a
+# server that is not saturated (queries/s measures the saturated rate, where the machine's other
+# work weighs in).
 RATE=${RATE:-20000}
 cpu_per_query() {
 	local before after answered
 	before=$(awk '{ print $14 + $15 }' /proc/"$2"/stat)
-	answered=$(nsexec dnsperf -s "$1" -p 53 -d "$WORK/outside.q" -l "$DURATION" -c 1 -q 100 -Q "$RATE" -t 2 2>&1 |
+	answered=$(nsexec dnsperf -s "$1" -p 53 -d "$3" -l "$DURATION" -c 1 -q 100 -Q "$RATE" -t 2 2>&1 |
 		awk '/Queries completed:/ { print $3 }')
 	after=$(awk '{ print $14 + $15 }' /proc/"$2"/stat)
 	awk -v t=$((after - before)) -v q="${answered:-0}" -v hz="$(getconf CLK_TCK)" \
 		'BEGIN { if (q > 0) printf "%.1f", t / hz * 1e6 / q; else print "n/a" }'
+}
+
+# rates QUERYFILE SERVER...: QROUNDS rounds of `qps`, the servers in turns (other work on the
+# machine then weighs on each alike); per server "queries/s lost": the median rate over the
+# rounds, the lost queries of all of them. Before the proxy's first round ($PROXY_AT) its peak
+# RSS is reset, and its RSS sampled near that round's end (for the memory table).
+QROUNDS=${QROUNDS:-3}
+rates() {
+	local file=$1 server round
+	shift
+	for server in "$@"; do rm -f "$WORK/qps-$server"; done
+	for round in $(seq "$QROUNDS"); do
+		for server in "$@"; do
+			if [ "$server" = "$PROXY_AT" ] && [ "$round" = 1 ] && [ "$file" = "$WORK/outside.q" ]; then
+				echo 5 >/proc/"$PROXY_PID"/clear_refs
+				( sleep "$((DURATION - 1))"; rss "$PROXY_PID" >"$WORK/rss-load"; split_rss "$PROXY_PID" >"$WORK/split-load" ) &
+				qps "$server" "$file" >>"$WORK/qps-$server"
+				wait $!
+			else
+				qps "$server" "$file" >>"$WORK/qps-$server"
+			fi
+		done
+	done
+	for server in "$@"; do
+		echo "$(cut -d' ' -f1 "$WORK/qps-$server" | sort -g | sed -n "$((QROUNDS / 2 + 1))p")" \
+			"$(awk '{ s += $2 } END { print s }' "$WORK/qps-$server")"
+	done
+}
+
+# cpus SERVER:PID...: QROUNDS rounds of `cpu_per_query` on the outside name, the servers in
+# turns; per server the median.
+cpus() {
+	local pair round
+	for pair in "$@"; do rm -f "$WORK/cpu-${pair%%:*}"; done
+	for round in $(seq "$QROUNDS"); do
+		for pair in "$@"; do
+			cpu_per_query "${pair%%:*}" "${pair##*:}" "$WORK/outside.q" >>"$WORK/cpu-${pair%%:*}"
+			echo >>"$WORK/cpu-${pair%%:*}"
+		done
+	done
+	for pair in "$@"; do
+		sort -g "$WORK/cpu-${pair%%:*}" | sed -n "$((QROUNDS / 2 + 1))p"
+	done
 }
 
 printf 'v6only.test AAAA\n' >"$WORK/outside.q"
@@ -221,7 +271,12 @@ echo "shim --embedded drop: RSS $drop_rss kB, $drop_wakeups wake-ups in ${IDLE}s
 
 # --- The outside-name path: 127.0.0.11 silent (Docker <= 25 on an IPv6-only host).
 start_responders silent
-start_dnsmasq 0
+start_dnsmasq "$DNSMASQ_AT" 0
+DNSMASQ_PID=$BG
+start_dnsmasq "$CACHED_AT" 150
+# dnsmasq asking both servers, as the proxy does: --all-servers, 127.0.0.11 and the upstream.
+start_dnsmasq "$BOTH_AT" 0 --all-servers --server=127.0.0.11 --server="$UPSTREAM"
+BOTH_PID=$BG
 start_shim proxy
 PROXY_PID=$SHIM_PID
 proxy_rss_idle=$(rss "$PROXY_PID")
@@ -230,50 +285,38 @@ proxy_wakeups=$(wakeups "$PROXY_PID")
 echo "shim --embedded proxy, idle: RSS $proxy_rss_idle kB, $proxy_wakeups wake-ups in ${IDLE}s" >&2
 nsexec "$WORK/dns_latency" "$PROXY_AT" 53 v6only.test AAAA 10 >/dev/null
 
-latencies v6only.test AAAA "$UPSTREAM" "$DNSMASQ_AT" "$PROXY_AT" >"$WORK/lat"
-{ read -r direct_med direct_p99; read -r dnsmasq_med dnsmasq_p99; read -r proxy_med proxy_p99; } <"$WORK/lat"
+SERVERS=("$UPSTREAM" "$DNSMASQ_AT" "$CACHED_AT" "$BOTH_AT" "$PROXY_AT")
+latencies v6only.test AAAA "${SERVERS[@]}" >"$WORK/lat"
+{
+	read -r direct_med direct_p99; read -r dnsmasq_med dnsmasq_p99; read -r cached_med cached_p99
+	read -r both_med both_p99; read -r proxy_med proxy_p99
+} <"$WORK/lat"
 echo "latency (us, median/p99): direct $direct_med/$direct_p99, dnsmasq $dnsmasq_med/$dnsmasq_p99, proxy $proxy_med/$proxy_p99" >&2
 
-read -r direct_qps direct_lost < <(qps "$UPSTREAM" "$WORK/outside.q")
-read -r dnsmasq_qps dnsmasq_lost < <(qps "$DNSMASQ_AT" "$WORK/outside.q")
-dnsmasq_cpu=$(cpu_per_query "$DNSMASQ_AT" "$DNSMASQ_PID")
-proxy_cpu=$(cpu_per_query "$PROXY_AT" "$PROXY_PID")
-# Under load: the proxy's RSS sampled near the end of its run, then its peak during the run:
-# VmHWM is reset to the current RSS first (clear_refs 5), or it would be the peak of shim's
-# start-up, before it dropped its start-up pages.
-echo 5 >/proc/"$PROXY_PID"/clear_refs
-( sleep "$((DURATION - 1))"; rss "$PROXY_PID" >"$WORK/rss-load"; split_rss "$PROXY_PID" >"$WORK/split-load" ) &
-sampler=$!
-read -r proxy_qps proxy_lost < <(qps "$PROXY_AT" "$WORK/outside.q")
-wait "$sampler"
+rates "$WORK/outside.q" "${SERVERS[@]}" >"$WORK/rates"
+{
+	read -r direct_qps direct_lost; read -r dnsmasq_qps dnsmasq_lost; read -r cached_qps cached_lost
+	read -r both_qps both_lost; read -r proxy_qps proxy_lost
+} <"$WORK/rates"
 proxy_rss_load=$(cat "$WORK/rss-load")
 proxy_split_load=$(cat "$WORK/split-load")
 # VmHWM is brought up to date only now and then: the peak is the larger of it and the sample.
 proxy_hwm=$(hwm "$PROXY_PID")
 proxy_hwm=$((proxy_hwm > proxy_rss_load ? proxy_hwm : proxy_rss_load))
 proxy_wakeups_after=$(wakeups "$PROXY_PID")
-echo "qps: direct $direct_qps ($direct_lost lost), dnsmasq $dnsmasq_qps ($dnsmasq_lost lost), proxy $proxy_qps ($proxy_lost lost); proxy RSS under load $proxy_rss_load kB, peak $proxy_hwm kB" >&2
-stop_bg "$DNSMASQ_PID"
+echo "qps: direct $direct_qps ($direct_lost lost), dnsmasq $dnsmasq_qps ($dnsmasq_lost lost), both $both_qps, proxy $proxy_qps ($proxy_lost lost); proxy RSS under load $proxy_rss_load kB, peak $proxy_hwm kB" >&2
 
-start_dnsmasq 150
-read -r cached_med cached_p99 < <(latencies v6only.test AAAA "$DNSMASQ_AT")
-read -r cached_qps cached_lost < <(qps "$DNSMASQ_AT" "$WORK/outside.q")
-stop_bg "$DNSMASQ_PID"
-
-# dnsmasq asking both servers, as the proxy does: --all-servers, 127.0.0.11 and the upstream.
-start_dnsmasq 0 --all-servers --server=127.0.0.11 --server="$UPSTREAM"
-read -r both_med both_p99 < <(latencies v6only.test AAAA "$DNSMASQ_AT")
-read -r both_qps both_lost < <(qps "$DNSMASQ_AT" "$WORK/outside.q")
-both_cpu=$(cpu_per_query "$DNSMASQ_AT" "$DNSMASQ_PID")
-stop_bg "$DNSMASQ_PID"
+cpus "$DNSMASQ_AT:$DNSMASQ_PID" "$BOTH_AT:$BOTH_PID" "$PROXY_AT:$PROXY_PID" >"$WORK/cpus"
+{ read -r dnsmasq_cpu; read -r both_cpu; read -r proxy_cpu; } <"$WORK/cpus"
+echo "CPU per query at $RATE/s (us): dnsmasq $dnsmasq_cpu, both $both_cpu, proxy $proxy_cpu" >&2
 stop_bg "$RESPONDER_PID"
 
 # --- The names path: 127.0.0.11 answers (a container name); the same proxy, new responders.
 start_responders zone
 latencies dual.test A 127.0.0.11 "$PROXY_AT" >"$WORK/lat"
 { read -r ndirect_med ndirect_p99; read -r nproxy_med nproxy_p99; } <"$WORK/lat"
-read -r ndirect_qps ndirect_lost < <(qps 127.0.0.11 "$WORK/names.q")
-read -r nproxy_qps nproxy_lost < <(qps "$PROXY_AT" "$WORK/names.q")
+rates "$WORK/names.q" 127.0.0.11 "$PROXY_AT" >"$WORK/rates"
+{ read -r ndirect_qps ndirect_lost; read -r nproxy_qps nproxy_lost; } <"$WORK/rates"
 echo "names path: latency direct $ndirect_med/$ndirect_p99, proxy $nproxy_med/$nproxy_p99; qps direct $ndirect_qps, proxy $nproxy_qps ($nproxy_lost lost)" >&2
 stop_bg "$RESPONDER_PID"
 
@@ -317,13 +360,17 @@ section=$WORK/section.md
 	echo "with 2001:db8::1 and 2001:db8::53, nothing else): the upstream is \`examples/dns_responder\` (\`zone\`) on"
 	echo "[2001:db8::53]:53; Docker's embedded resolver is a stand-in on 127.0.0.11:53, \`silent\` for the"
 	echo "outside-name path (Docker <= 25 on an IPv6-only host: the upstream answers) and \`zone\` for the"
-	echo "names path (127.0.0.11 answers, as for a container name); dnsmasq forwards from 127.0.0.2 to the"
-	echo "upstream only; shim is PID 1 of a PID namespace, \`--embedded proxy -- sleep\`, its /etc/resolv.conf a"
-	echo "bind-mounted Docker 25 file, so it serves on 127.0.0.153. Latency: $N sequential UDP queries"
-	echo "(\`bench/dns_latency.c\`, send to matching answer) in $ROUNDS rounds, the servers in turns; median and p99"
-	echo "are the medians over the rounds; queries per second: dnsperf, 100 outstanding,"
-	echo "${DURATION} s; server CPU per query: user + system time of the server's process while dnsperf sends $RATE queries/s for ${DURATION} s, divided by the queries answered; RSS: VmRSS (peak: VmHWM over the load, reset before it); wake-ups: context switches of all of shim's threads over ${IDLE} s"
-	echo "with no query."
+	echo "names path (127.0.0.11 answers, as for a container name); three dnsmasq run side by side: forwarding"
+	echo "to the upstream only from $DNSMASQ_AT, the same with its default cache from $CACHED_AT, and asking"
+	echo "127.0.0.11 and the upstream from $BOTH_AT; shim is PID 1 of a PID namespace, \`--embedded proxy -- sleep\`,"
+	echo "its /etc/resolv.conf a bind-mounted Docker 25 file, so it serves on 127.0.0.153. Latency: $N sequential"
+	echo "UDP queries (\`bench/dns_latency.c\`, send to matching answer) in $ROUNDS rounds, the servers in turns;"
+	echo "median and p99 are the medians over the rounds; queries per second: dnsperf, 100 outstanding,"
+	echo "${DURATION} s, $QROUNDS rounds with the servers in turns, the median (lost: all rounds); server CPU per"
+	echo "query: user + system time of the server's process while dnsperf sends $RATE queries/s for ${DURATION} s,"
+	echo "divided by the queries answered, median of $QROUNDS rounds in turns; RSS: VmRSS (under load: sampled"
+	echo "near the end of the proxy's first dnsperf run; peak: VmHWM over that run, reset before it); wake-ups:"
+	echo "context switches of all of shim's threads over ${IDLE} s with no query."
 	echo
 	echo "Outside name (\`v6only.test AAAA\`, 127.0.0.11 silent):"
 	echo
