@@ -54,17 +54,22 @@ def name_of(address, symbols, starts):
     return symbols[i][1] if i >= 0 else None
 
 
+def map_entries(map_path):
+    """The last column of each entry of lld's map (`VMA LMA Size Align Out In Symbol`): an input
+    section as `file:(section)`, or a symbol defined in the section above it."""
+    entry = re.compile(r"^\s*[0-9a-f]+\s+[0-9a-f]+\s+[0-9a-f]+\s+\d+\s+(\S.*)$")
+    for line in open(map_path):
+        m = entry.match(line)
+        if m:
+            yield m.group(1).strip()
+
+
 def shipped_names(map_path):
     """Every function symbol of the shipped build: `.text.NAME` (and `.text.unlikely.NAME`) input
     sections (Rust, and musl's C objects), and the global symbols listed under plain `.text`
     sections (musl's assembly)."""
     names = []
-    entry = re.compile(r"^\s*[0-9a-f]+\s+[0-9a-f]+\s+[0-9a-f]+\s+\d+\s+(\S.*)$")
-    for line in open(map_path):
-        m = entry.match(line)
-        if not m:
-            continue
-        text = m.group(1).strip()
+    for text in map_entries(map_path):
         # std's precompiled cold functions come in .text.unlikely.NAME
         section = re.search(r":\(\.text\.(?:unlikely\.|hot\.|startup\.|exit\.)?(.+)\)$", text)
         if section:
@@ -90,13 +95,8 @@ def libc_rodata(map_path, hot):
     """The read-only data of the libc objects (`libc.a(X.lo)`) that hold a function of `hot`:
     musl's allocator reads its size-class tables on every call, and they would lie in another
     window of pages than the rest of .rodata that shim reads after its start-up."""
-    entry = re.compile(r"^\s*[0-9a-f]+\s+[0-9a-f]+\s+[0-9a-f]+\s+\d+\s+(\S.*)$")
     objects, rodata, section = set(), [], None
-    for line in open(map_path):
-        m = entry.match(line)
-        if not m:
-            continue
-        text = m.group(1).strip()
+    for text in map_entries(map_path):
         source = re.search(r"(libc\.a\([^)]*\)):\((\.[^)]*)\)$", text)
         if source:
             section = source.groups()
