@@ -35,8 +35,9 @@ fn main() {
     link_order();
 }
 
-/// Hot code first (DESIGN.md "Link order"): on x86_64 musl, the functions shim runs after its
-/// start-up are laid out together, so that faulting them back in maps a window or two of pages.
+/// Hot code first (DESIGN.md "Link order"): for each target with a list in link-order/, the
+/// functions shim runs after its start-up are laid out together, so that faulting them back in
+/// maps one window of pages.
 fn link_order() {
     let target = std::env::var("TARGET").unwrap_or_default();
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """link_order.py MAP NM OUT DUMP...: the symbol ordering file for the linker (scripts/link-order).
+MAP may be another target's build: the functions are matched by name, whatever the machine.
 link_order.py --check MAP ORDER: is ORDER still made of the symbols of that build? (bench/gate.sh)
 
 DUMP: callgrind dumps, one per thread, zeroed when shim's start-up ended. Kept: every function
@@ -15,10 +16,15 @@ import re
 import sys
 
 LEGACY_HASH = re.compile(r"17h[0-9a-f]{16}E$")
+# v0 mangling names each crate with a disambiguator (`Cs<base-62>_3std`): std's differs per target.
+CRATE_HASH = re.compile(r"Cs[0-9A-Za-z]+_(?=\d)")
 
 
 def unhashed(name):
-    return LEGACY_HASH.sub("E", name)
+    """The name without what differs between builds of one source: the hash of a legacy Rust
+    symbol, and the crate disambiguators of a v0 one (shim's own change with its build settings,
+    std's with the target), so that one profile serves every target."""
+    return CRATE_HASH.sub("Cs_", LEGACY_HASH.sub("E", name))
 
 
 def read_dump(path):
@@ -91,23 +97,29 @@ def check(map_path, order_path):
     print(f"{order_path}: {found} of {len(ordered)} symbols found", file=sys.stderr)
 
 
-def libc_rodata(map_path, hot):
-    """The read-only data of the libc objects (`libc.a(X.lo)`) that hold a function of `hot`:
-    musl's allocator reads its size-class tables on every call, and they would lie in another
-    window of pages than the rest of .rodata that shim reads after its start-up."""
-    objects, rodata, section = set(), [], None
+def libc_companions(map_path, hot):
+    """What the libc objects (`libc.a(X.lo)`) that hold a function of `hot` also hold: their
+    static helpers (inlined on one machine, called on another: mallocng's `get_meta` on i686) and
+    their read-only data (musl's allocator reads its size-class tables on every call), and i686's
+    `__x86.get_pc_thunk.*`, which every function of musl's position-independent code calls."""
+    objects, companions, section = set(), [], None
     for text in map_entries(map_path):
+        thunk = re.search(r":\(\.text\.(__x86\.get_pc_thunk\.[a-z]+)\)$", text)
+        if thunk:  # the copy the linker kept may come from any object
+            companions.append((None, thunk.group(1)))
         source = re.search(r"(libc\.a\([^)]*\)):\((\.[^)]*)\)$", text)
         if source:
             section = source.groups()
             name = re.sub(r"^\.text\.", "", section[1])
             if name in hot:
                 objects.add(section[0])
+            if section[1].startswith(".text."):
+                companions.append((section[0], name))
         elif ":(" in text:
             section = None
         elif section and section[1].startswith(".rodata") and " " not in text:
-            rodata.append((section[0], text))
-    return [name for obj, name in rodata if obj in objects]
+            companions.append((section[0], text))
+    return [name for obj, name in companions if obj is None or obj in objects]
 
 
 def main():
@@ -142,7 +154,7 @@ def main():
             if name not in seen:
                 seen.add(name)
                 ordered.append(name)
-    ordered += [name for name in libc_rodata(map_path, seen) if name not in seen]
+    ordered += [name for name in dict.fromkeys(libc_companions(map_path, seen)) if name not in seen]
     with open(out, "w") as f:
         f.write("".join(name + "\n" for name in ordered))
     print(f"link_order.py: {len(ordered)} symbols from {len(dumps)} dumps", file=sys.stderr)
