@@ -14,14 +14,15 @@ fn main() {
     let mut commit = None;
     if Path::new(".git").exists() {
         commit = git(&["rev-parse", "--short=7", "HEAD"]);
-        // Build again when HEAD moves: HEAD itself, and the branch it names.
-        for path in ["HEAD", "packed-refs"]
+        // Build again when HEAD moves: HEAD itself, the branches (a directory: cargo looks at
+        // every file in it, and a commit writes its branch's file there) and packed-refs.
+        // WHY only paths that exist: cargo reruns the script, and rebuilds shim, on every build
+        // while a watched path is missing (a checkout whose refs were never packed has no
+        // packed-refs).
+        for path in ["HEAD", "refs/heads", "packed-refs"]
             .into_iter()
             .filter_map(|p| git(&["rev-parse", "--git-path", p]))
-            .chain(
-                git(&["symbolic-ref", "-q", "HEAD"])
-                    .and_then(|r| git(&["rev-parse", "--git-path", &r])),
-            )
+            .filter(|p| Path::new(p).exists())
         {
             println!("cargo:rerun-if-changed={path}");
         }
@@ -41,10 +42,10 @@ fn main() {
 fn link_order() {
     let target = std::env::var("TARGET").unwrap_or_default();
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
-    let file = Path::new(&dir)
-        .join("link-order")
-        .join(format!("{target}.txt"));
-    println!("cargo:rerun-if-changed={}", file.display());
+    let lists = Path::new(&dir).join("link-order");
+    let file = lists.join(format!("{target}.txt"));
+    // The directory, not the file: a target without a list would otherwise rebuild every time.
+    println!("cargo:rerun-if-changed={}", lists.display());
     if file.exists() {
         println!(
             "cargo:rustc-link-arg-bins=--symbol-ordering-file={}",
@@ -52,8 +53,8 @@ fn link_order() {
         );
         println!("cargo:rustc-link-arg-bins=--no-warn-symbol-ordering");
     }
-    // scripts/link-order asks for the linker's map: symbol names and addresses of the very
-    // binary it profiles (stripped, so without the map its functions have no names).
+    // scripts/link-order, bench/gate.sh and scripts/release ask for the linker's map: the symbol
+    // names of the shipped binary, which is stripped.
     println!("cargo:rerun-if-env-changed=SHIM_LINK_MAP");
     if let Ok(map) = std::env::var("SHIM_LINK_MAP") {
         println!("cargo:rustc-link-arg-bins=-Map={map}");
