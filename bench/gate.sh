@@ -19,11 +19,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 if [ -z "${SHIM:-}" ]; then
+    # With the linker's map (the binary is the same with it or without).
     map=$(mktemp)
     (cd "$repo" && SHIM_LINK_MAP=$map cargo build --quiet --release --target x86_64-unknown-linux-musl --bin shim)
     python3 "$repo/scripts/link_order.py" --check "$map" "$repo/link-order/x86_64-unknown-linux-musl.txt"
     rm -f "$map"
-    (cd "$repo" && cargo build --quiet --release --target x86_64-unknown-linux-musl --bin shim)
     SHIM="${CARGO_TARGET_DIR:-$repo/target}/x86_64-unknown-linux-musl/release/shim"
 fi
 exec python3 "$here/init-bench.py" --shim "$SHIM" --gate

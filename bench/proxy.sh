@@ -176,6 +176,9 @@ latency_round() {
 	[ "$lost" = 0 ] || echo "bench/proxy.sh: $1: $lost queries lost" >&2
 	echo "$median $p99" >>"$WORK/lat-$1"
 }
+# median: the middle one of the numbers on stdin, one a line (the upper middle of an even count).
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int(NR / 2) + 1] }'; }
+
 # latencies NAME TYPE SERVER...: the servers in turns (other work on the machine then weighs on
 # each alike); per server, "median p99": the median over the rounds of each.
 latencies() {
@@ -186,8 +189,7 @@ latencies() {
 		for server in "$@"; do latency_round "$server" "$name" "$type"; done
 	done
 	for server in "$@"; do
-		echo "$(cut -d' ' -f1 "$WORK/lat-$server" | sort -g | sed -n "$((ROUNDS / 2 + 1))p")" \
-			"$(cut -d' ' -f2 "$WORK/lat-$server" | sort -g | sed -n "$((ROUNDS / 2 + 1))p")"
+		echo "$(cut -d' ' -f1 "$WORK/lat-$server" | median)" "$(cut -d' ' -f2 "$WORK/lat-$server" | median)"
 	done
 }
 
@@ -217,27 +219,17 @@ cpu_per_query() {
 
 # rates QUERYFILE SERVER...: QROUNDS rounds of `qps`, the servers in turns (other work on the
 # machine then weighs on each alike); per server "queries/s lost": the median rate over the
-# rounds, the lost queries of all of them. Before the proxy's first round ($PROXY_AT) its peak
-# RSS is reset, and its RSS sampled near that round's end (for the memory table).
+# rounds, the lost queries of all of them.
 QROUNDS=${QROUNDS:-3}
 rates() {
-	local file=$1 server round
+	local file=$1 server
 	shift
 	for server in "$@"; do rm -f "$WORK/qps-$server"; done
-	for round in $(seq "$QROUNDS"); do
-		for server in "$@"; do
-			if [ "$server" = "$PROXY_AT" ] && [ "$round" = 1 ] && [ "$file" = "$WORK/outside.q" ]; then
-				echo 5 >/proc/"$PROXY_PID"/clear_refs
-				( sleep "$((DURATION - 1))"; rss "$PROXY_PID" >"$WORK/rss-load"; split_rss "$PROXY_PID" >"$WORK/split-load" ) &
-				qps "$server" "$file" >>"$WORK/qps-$server"
-				wait $!
-			else
-				qps "$server" "$file" >>"$WORK/qps-$server"
-			fi
-		done
+	for _ in $(seq "$QROUNDS"); do
+		for server in "$@"; do qps "$server" "$file" >>"$WORK/qps-$server"; done
 	done
 	for server in "$@"; do
-		echo "$(cut -d' ' -f1 "$WORK/qps-$server" | sort -g | sed -n "$((QROUNDS / 2 + 1))p")" \
+		echo "$(cut -d' ' -f1 "$WORK/qps-$server" | median)" \
 			"$(awk '{ s += $2 } END { print s }' "$WORK/qps-$server")"
 	done
 }
@@ -254,7 +246,7 @@ cpus() {
 		done
 	done
 	for pair in "$@"; do
-		sort -g "$WORK/cpu-${pair%%:*}" | sed -n "$((QROUNDS / 2 + 1))p"
+		median <"$WORK/cpu-${pair%%:*}"
 	done
 }
 
@@ -292,6 +284,15 @@ latencies v6only.test AAAA "${SERVERS[@]}" >"$WORK/lat"
 	read -r both_med both_p99; read -r proxy_med proxy_p99
 } <"$WORK/lat"
 echo "latency (us, median/p99): direct $direct_med/$direct_p99, dnsmasq $dnsmasq_med/$dnsmasq_p99, proxy $proxy_med/$proxy_p99" >&2
+
+# Under load: the proxy's RSS sampled near the end of a dnsperf run, and its peak over the run:
+# VmHWM is reset to the current RSS first (clear_refs 5), or it would be the peak of shim's
+# start-up, before it dropped its start-up pages.
+echo 5 >/proc/"$PROXY_PID"/clear_refs
+( sleep "$((DURATION - 1))"; rss "$PROXY_PID" >"$WORK/rss-load"; split_rss "$PROXY_PID" >"$WORK/split-load" ) &
+sampler=$!
+qps "$PROXY_AT" "$WORK/outside.q" >/dev/null
+wait "$sampler"
 
 rates "$WORK/outside.q" "${SERVERS[@]}" >"$WORK/rates"
 {
@@ -369,7 +370,7 @@ section=$WORK/section.md
 	echo "${DURATION} s, $QROUNDS rounds with the servers in turns, the median (lost: all rounds); server CPU per"
 	echo "query: user + system time of the server's process while dnsperf sends $RATE queries/s for ${DURATION} s,"
 	echo "divided by the queries answered, median of $QROUNDS rounds in turns; RSS: VmRSS (under load: sampled"
-	echo "near the end of the proxy's first dnsperf run; peak: VmHWM over that run, reset before it); wake-ups:"
+	echo "near the end of a dnsperf run of its own; peak: VmHWM over that run, reset before it); wake-ups:"
 	echo "context switches of all of shim's threads over ${IDLE} s with no query."
 	echo
 	echo "Outside name (\`v6only.test AAAA\`, 127.0.0.11 silent):"

@@ -70,16 +70,24 @@ def map_entries(map_path):
             yield m.group(1).strip()
 
 
+def function_of(section):
+    """The function an input section holds: `.text.NAME`, where std's precompiled cold functions
+    come as `.text.unlikely.NAME`; None for another section."""
+    m = re.match(r"\.text\.(?:unlikely\.|hot\.|startup\.|exit\.)?(.+)$", section)
+    return m.group(1) if m else None
+
+
 def shipped_names(map_path):
     """Every function symbol of the shipped build: `.text.NAME` (and `.text.unlikely.NAME`) input
     sections (Rust, and musl's C objects), and the global symbols listed under plain `.text`
     sections (musl's assembly)."""
     names = []
     for text in map_entries(map_path):
-        # std's precompiled cold functions come in .text.unlikely.NAME
-        section = re.search(r":\(\.text\.(?:unlikely\.|hot\.|startup\.|exit\.)?(.+)\)$", text)
+        section = re.search(r":\((\.[^)]*)\)$", text)
         if section:
-            names.append(section.group(1))
+            name = function_of(section.group(1))
+            if name:
+                names.append(name)
         elif ":(" not in text and not text.startswith(".") and " " not in text:
             names.append(text)
     return names
@@ -104,20 +112,17 @@ def libc_companions(map_path, hot):
     `__x86.get_pc_thunk.*`, which every function of musl's position-independent code calls."""
     objects, companions, section = set(), [], None
     for text in map_entries(map_path):
-        thunk = re.search(r":\(\.text\.(__x86\.get_pc_thunk\.[a-z]+)\)$", text)
-        if thunk:  # the copy the linker kept may come from any object
-            companions.append((None, thunk.group(1)))
-        source = re.search(r"(libc\.a\([^)]*\)):\((\.[^)]*)\)$", text)
+        source = re.search(r"([^/]*):\((\.[^)]*)\)$", text)
         if source:
-            section = source.groups()
-            name = re.sub(r"^\.text\.", "", section[1])
-            if name in hot:
-                objects.add(section[0])
-            if section[1].startswith(".text."):
-                companions.append((section[0], name))
-        elif ":(" in text:
-            section = None
-        elif section and section[1].startswith(".rodata") and " " not in text:
+            obj, name = source.group(1), function_of(source.group(2))
+            section = (obj, source.group(2)) if obj.startswith("libc.a(") else None
+            if name and name.startswith("__x86.get_pc_thunk."):
+                companions.append((None, name))  # the copy kept may come from any object
+            elif section and name:
+                if name in hot:
+                    objects.add(obj)
+                companions.append((obj, name))
+        elif section and section[1].startswith(".rodata") and not text.startswith("."):
             companions.append((section[0], text))
     return [name for obj, name in companions if obj is None or obj in objects]
 
